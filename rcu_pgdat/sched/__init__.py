@@ -1,0 +1,103 @@
+"""Schedule points and cooperative blocking (DESIGN.md, invariant 2).
+
+Every algorithm in the code under test calls :func:`point` between two accesses to
+shared state, and waits only through :func:`wait_until`, :func:`sleep`, :class:`Event`
+and :class:`Mutex`. What happens there is decided by the installed scheduler:
+
+* the default :class:`Scheduler`: points cost one call of an empty function, waits back
+  off in the OS;
+* :class:`StressScheduler`: seeded random yields and a tiny switch interval;
+* controlled schedulers (one model thread runs between two points, a seed decides).
+
+Call it as ``sched.point("label")`` (attribute lookup on this module): :func:`install`
+rebinds ``point`` to the active scheduler's bound method, so the default costs nothing
+beyond the call itself. ``from rcu_pgdat.sched import point`` would freeze the binding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Callable, Iterator
+
+from . import _state
+from ._base import Scheduler
+from .primitives import Event, Mutex
+from .stress import StressScheduler
+
+__all__ = [
+    "Scheduler",
+    "StressScheduler",
+    "Event",
+    "Mutex",
+    "point",
+    "wait_until",
+    "sleep",
+    "now",
+    "spawn",
+    "current_name",
+    "active",
+    "install",
+    "set_might_sleep_hook",
+]
+
+#: A schedule point. Rebound by :func:`install`; see the module docstring.
+point: Callable[[str], None] = _state.active.point
+
+
+def wait_until(cond: Callable[[], Any], what: str, timeout: float | None = None) -> bool:
+    """Block until ``cond()`` is true (evaluated by this thread only); see ``Scheduler``."""
+    _state.might_sleep(what)
+    return _state.active.wait_until(cond, what, timeout)
+
+
+def sleep(duration: float) -> None:
+    """Sleep for ``duration`` seconds (steps in controlled mode)."""
+    _state.might_sleep("sleep")
+    _state.active.sleep(duration)
+
+
+def now() -> float:
+    """The active scheduler's clock (seconds, or steps in controlled mode)."""
+    return _state.active.now()
+
+
+def spawn(target: Callable[[], None], name: str) -> threading.Thread:
+    """Create (not start) a model thread known to the active scheduler."""
+    return _state.active.spawn(target, name)
+
+
+def current_name() -> str:
+    """The calling thread's name as the scheduler and reports know it."""
+    return _state.active.current_name()
+
+
+def active() -> Scheduler:
+    """The installed scheduler."""
+    return _state.active
+
+
+@contextlib.contextmanager
+def install(scheduler: Scheduler) -> Iterator[Scheduler]:
+    """Make ``scheduler`` the active one for the ``with`` block, then restore the old one.
+
+    Install only while no model thread runs: the slot is not guarded (see ``_state``).
+    """
+    global point
+    previous = _state.active
+    scheduler.activate()
+    _state.active = scheduler
+    point = scheduler.point
+    try:
+        yield scheduler
+    finally:
+        _state.active = previous
+        point = previous.point
+        scheduler.deactivate()
+
+
+def set_might_sleep_hook(hook: Callable[[str], None] | None) -> Callable[[str], None]:
+    """Install the might-sleep hook (``None``: none); returns the previous one."""
+    previous = _state.might_sleep
+    _state.might_sleep = hook if hook is not None else _state._no_hook
+    return previous

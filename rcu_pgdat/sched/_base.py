@@ -1,0 +1,107 @@
+"""The scheduler interface, and its plain free-running implementation.
+
+A scheduler decides two things for the code under test: what happens at a schedule
+point (nothing, a yield, or a hand-over of the single run token in controlled mode),
+and how a thread waits for something (a condition, a span of time).
+
+The contract every implementation keeps, and that the algorithms rely on:
+
+* ``point(label)`` may let other threads run, and nothing else. It never blocks for
+  good and never raises in free-running mode.
+* ``wait_until(cond, what)`` returns ``True`` as soon as ``cond()`` has returned true
+  *in the waiting thread*. ``cond`` is evaluated only by the thread that waits, so it
+  may have a side effect that claims what it waited for (``lock.acquire(False)``); in
+  controlled mode no other model thread runs between a true ``cond()`` and the return.
+  With a ``timeout`` (seconds, or steps in controlled mode) it returns ``False`` once
+  the time is up and ``cond()`` is still false.
+* No implementation holds the GIL while it waits: a waiter either sleeps in the OS or
+  is parked by the controlled scheduler.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+__all__ = ["Scheduler"]
+
+# Backoff for free-running waits: a few plain yields first (the common case is a
+# wait that ends within a few switch intervals), then sleeps that double up to a cap,
+# so that a long grace period costs the waiter almost no CPU and no GIL time.
+_YIELDS_BEFORE_SLEEP = 4
+_FIRST_SLEEP = 20e-6
+_MAX_SLEEP = 1e-3
+
+
+class Scheduler:
+    """Free-running scheduling: points do nothing, waits back off in the OS.
+
+    This is the default scheduler, active when nothing else is installed. Subclasses
+    override :meth:`point` (seeded yields, controlled hand-over) and the waits.
+    """
+
+    #: Short name used in reports and in the reproduce line (``--sched NAME``).
+    name = "none"
+    #: True when exactly one model thread runs between two schedule points.
+    controlled = False
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def activate(self) -> None:
+        """Called by :func:`rcu_pgdat.sched.install` before the scheduler is used."""
+
+    def deactivate(self) -> None:
+        """Called by :func:`rcu_pgdat.sched.install` when it is uninstalled."""
+
+    # -- the hot path --------------------------------------------------------------
+
+    def point(self, label: str) -> None:
+        """A schedule point: other threads may run here. Free-running: nothing."""
+
+    # -- blocking --------------------------------------------------------------------
+
+    def wait_until(self, cond: Callable[[], Any], what: str,
+                   timeout: float | None = None) -> bool:
+        """Wait, without holding the GIL, until ``cond()`` is true; see the module doc."""
+        if cond():
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        spins = 0
+        delay = _FIRST_SLEEP
+        while True:
+            if spins < _YIELDS_BEFORE_SLEEP:
+                spins += 1
+                time.sleep(0)
+            else:
+                time.sleep(delay)
+                delay = min(delay * 2, _MAX_SLEEP)
+            if cond():
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def sleep(self, seconds: float) -> None:
+        """Block the calling thread for ``seconds`` (steps in controlled mode)."""
+        time.sleep(seconds)
+
+    def now(self) -> float:
+        """The scheduler's clock: monotonic seconds here, steps in controlled mode."""
+        return time.monotonic()
+
+    # -- threads -----------------------------------------------------------------------
+
+    def spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
+        """Create (not start) a model thread named ``name`` that runs ``target``.
+
+        Thread names are the identity the harness reports and replays by, so they must
+        be unique and deterministic (``allocator-3``, never an id).
+        """
+        return threading.Thread(target=target, name=name, daemon=True)
+
+    def current_name(self) -> str:
+        """Name of the calling thread, as reports show it."""
+        return threading.current_thread().name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
