@@ -1,0 +1,302 @@
+"""Protection schemes: what ``pgdat_remove_read_lock()`` is, and what the remover waits on.
+
+The same reader code runs under each scheme; only these primitives change.
+
+``rcu`` (the RFC)
+    Ordinary readers use an RCU flavor (non-sleepable sections); sleepable readers use
+    an SRCU domain. The remover's grace period must cover *both*: an RCU grace period
+    does not wait for SRCU readers, which is the bug of the RFC as posted (the
+    ``posted`` remover variant; see ``hotplug``). pgdats are freed after the wait.
+``rwlock`` (the alternative the RFC rejects)
+    One reader-writer semaphore: readers share it; the remover's "grace period" is
+    taking (and dropping) the write side after it unlinked the node, which cannot
+    succeed while a reader that may still see the node is inside. Correct, but every
+    reader writes a shared counter, and readers wait behind a waiting writer.
+``reuse`` (what Linux ended up doing)
+    Like ``rcu`` for readers, but a removed pgdat is never freed: it stays in
+    ``NODE_DATA()`` and is reset in place when the node comes back. The reset is safe
+    only once no reader can still hold the pgdat: after the node went offline *and*
+    a full grace period of every flavor readers use has elapsed since; resetting
+    earlier races with ``for_each_populated_zone()`` walkers.
+
+Non-sleepable sections also count in ``task.atomic_depth``: stop-machine cannot park a
+task inside one (``stop_machine``), and ``cond_resched()`` inside one is refused.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .. import sched
+from ..check import Oracles
+from ..rcu.checked import CheckedRCU, CheckedSRCU
+from .task import Task
+
+__all__ = ["Scheme", "RCUScheme", "RWLockScheme", "ReuseScheme", "RWSem", "SCHEMES"]
+
+
+class Scheme:
+    """The read-side and update-side primitives of one protection scheme."""
+
+    name = "abstract"
+    #: Whether the remover frees a removed node's pgdat (``reuse`` keeps it).
+    frees_pgdat = True
+
+    def __init__(self, oracles: Oracles) -> None:
+        self.oracles = oracles
+
+    # -- threads ---------------------------------------------------------------------
+    def register_thread(self) -> None:
+        """A task's thread starts."""
+
+    def unregister_thread(self) -> None:
+        """A task's thread ends; a section left open is reported."""
+        self.oracles.thread_exit()
+
+    def quiescent_state(self) -> None:
+        """A task passes a safe point outside every section."""
+
+    def thread_offline(self) -> None:
+        """A task goes to sleep: it holds no non-sleepable section (QSBR offline)."""
+
+    def thread_online(self) -> None:
+        """The task is back from its sleep."""
+
+    # -- readers ---------------------------------------------------------------------
+    def read_lock(self, task: Task) -> None:
+        """``pgdat_remove_read_lock()``: a non-sleepable section."""
+        raise NotImplementedError
+
+    def read_unlock(self, task: Task) -> None:
+        """``pgdat_remove_read_unlock()``."""
+        raise NotImplementedError
+
+    def read_lock_sleepable(self, task: Task) -> Any:
+        """``pgdat_remove_read_lock_sleepable()``; returns what the unlock needs."""
+        raise NotImplementedError
+
+    def read_unlock_sleepable(self, task: Task, token: Any) -> None:
+        """``pgdat_remove_read_unlock_sleepable()``."""
+        raise NotImplementedError
+
+    def protecting_keys(self) -> tuple[str, ...]:
+        """Oracle keys of the sections that protect a pgdat pointer."""
+        raise NotImplementedError
+
+    # -- the remover ----------------------------------------------------------------
+    def synchronize_sched(self) -> None:
+        """The RFC's wait: a grace period of the non-sleepable flavor only."""
+
+    def synchronize_all(self) -> None:
+        """A grace period of every flavor and domain readers use."""
+
+    def shutdown(self) -> None:
+        """Stop callback workers at the end of a run."""
+
+    def __repr__(self) -> str:
+        return f"<Scheme {self.name}>"
+
+
+class RCUScheme(Scheme):
+    """The RFC: RCU for ordinary readers, SRCU for sleepable ones."""
+
+    name = "rcu"
+
+    def __init__(self, oracles: Oracles, rcu: CheckedRCU, srcu: CheckedSRCU) -> None:
+        super().__init__(oracles)
+        self.rcu = rcu
+        self.srcu = srcu
+
+    def register_thread(self) -> None:
+        self.rcu.register_thread()
+
+    def unregister_thread(self) -> None:
+        self.rcu.unregister_thread()
+
+    def quiescent_state(self) -> None:
+        self.rcu.quiescent_state()
+
+    def thread_offline(self) -> None:
+        self.rcu.thread_offline()
+
+    def thread_online(self) -> None:
+        self.rcu.thread_online()
+
+    def read_lock(self, task: Task) -> None:
+        task.atomic_depth += 1
+        self.rcu.read_lock()
+
+    def read_unlock(self, task: Task) -> None:
+        self.rcu.read_unlock()
+        task.atomic_depth -= 1
+
+    def read_lock_sleepable(self, task: Task) -> Any:
+        return self.srcu.read_lock()
+
+    def read_unlock_sleepable(self, task: Task, token: Any) -> None:
+        self.srcu.read_unlock(token)
+
+    def protecting_keys(self) -> tuple[str, ...]:
+        return (self.rcu.key, self.srcu.key)
+
+    def synchronize_sched(self) -> None:
+        self.rcu.synchronize()
+
+    def synchronize_all(self) -> None:
+        self.rcu.synchronize()
+        self.srcu.synchronize()
+
+    def shutdown(self) -> None:
+        self.rcu.shutdown()
+        self.srcu.cleanup()
+
+
+class ReuseScheme(RCUScheme):
+    """RCU and SRCU readers; removed pgdats are kept and reset on re-online."""
+
+    name = "reuse"
+    frees_pgdat = False
+
+
+class RWSem:
+    """A reader-writer semaphore through the scheduler; writers wait for readers.
+
+    ``_guard`` (a ``threading.Lock`` used only with ``acquire(False)``) makes the
+    check-and-update of ``readers``/``writer`` one step: a reader enters only when no
+    writer holds or waits for the lock (``writer_waiting``), so a stream of readers
+    cannot starve the remover.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._guard = threading.Lock()
+        self.readers = 0
+        self.writer = False
+        self.writer_waiting = False
+
+    def _try(self, ok: Any, update: Any) -> bool:
+        if not self._guard.acquire(False):
+            return False
+        try:
+            if not ok():
+                return False
+            update()
+            return True
+        finally:
+            self._guard.release()
+
+    def _reader_in(self) -> None:
+        self.readers += 1
+
+    def _reader_out(self) -> None:
+        self.readers -= 1
+
+    def down_read(self) -> None:
+        """Take the read side; waits while a writer holds or wants the lock."""
+        sched.point(f"rwsem:{self.name}:down_read")
+        if not self._try(lambda: not self.writer and not self.writer_waiting, self._reader_in):
+            sched.active().wait_until(
+                lambda: self._try(lambda: not self.writer and not self.writer_waiting,
+                                  self._reader_in),
+                f"down_read {self.name}")
+
+    def up_read(self) -> None:
+        """Release the read side."""
+        sched.active().wait_until(lambda: self._try(lambda: True, self._reader_out),
+                                  f"up_read {self.name}")
+        sched.point(f"rwsem:{self.name}:up_read")
+
+    def down_write(self) -> None:
+        """Take the write side: announce, then wait until readers and writer are gone."""
+        self.writer_waiting = True
+
+        def take() -> None:
+            self.writer = True
+            self.writer_waiting = False
+        sched.wait_until(lambda: self._try(lambda: not self.writer and self.readers == 0,
+                                           take),
+                         f"down_write {self.name}")
+
+    def up_write(self) -> None:
+        """Release the write side."""
+        self.writer = False
+        sched.point(f"rwsem:{self.name}:up_write")
+
+    def __repr__(self) -> str:
+        return (f"<RWSem {self.name} readers={self.readers} writer={self.writer} "
+                f"waiting={self.writer_waiting}>")
+
+
+class RWLockScheme(Scheme):
+    """One reader-writer semaphore for every reader; the remover writes under it.
+
+    It is a semaphore, not a spinning ``rwlock_t``: a sleepable reader must be able to
+    hold it across a sleep, so every reader waits for it off CPU (a stop-machine does
+    not wait for a task blocked in ``down_read``), and its sections are preemptible.
+    """
+
+    name = "rwlock"
+    #: Oracle keys: one lock, but its sleepable and non-sleepable holders are told
+    #: apart, so that a sleep under the non-sleepable side is still reported.
+    key = "rwlock:pgdat"
+    sleepable_key = "rwlock:pgdat-sleepable"
+
+    def __init__(self, oracles: Oracles) -> None:
+        super().__init__(oracles)
+        self.sem = RWSem("pgdat_rwsem")
+
+    def _down_read(self, task: Task) -> None:
+        # Only the outermost section takes the semaphore: a nested down_read() behind a
+        # waiting writer would deadlock (the writer waits for us, we wait for it).
+        task.rw_nesting += 1
+        if task.rw_nesting > 1:
+            return
+        stopper = task.system.stop_machine
+        stopper.leave(task)
+        try:
+            self.sem.down_read()
+        finally:
+            stopper.arrive(task)
+
+    def _up_read(self, task: Task) -> None:
+        task.rw_nesting -= 1
+        if task.rw_nesting == 0:
+            self.sem.up_read()
+
+    def read_lock(self, task: Task) -> None:
+        self._down_read(task)
+        self.oracles.section_begin(self.key, sleepable=False)
+
+    def read_unlock(self, task: Task) -> None:
+        self.oracles.section_end(self.key)
+        self._up_read(task)
+
+    def read_lock_sleepable(self, task: Task) -> Any:
+        self._down_read(task)
+        self.oracles.section_begin(self.sleepable_key, sleepable=True)
+        return None
+
+    def read_unlock_sleepable(self, task: Task, token: Any) -> None:
+        self.oracles.section_end(self.sleepable_key)
+        self._up_read(task)
+
+    def protecting_keys(self) -> tuple[str, ...]:
+        return (self.key, self.sleepable_key)
+
+    def synchronize_all(self) -> None:
+        # Taking and dropping the write side is this scheme's grace period: every read
+        # section that began before it has ended once down_write() returns. The remover
+        # does not hold the lock across its other steps (a stop-machine under it would
+        # wait for readers parked with the read side held, who wait for the remover).
+        tokens = [self.oracles.gp_begin(key) for key in self.protecting_keys()]
+        self.sem.down_write()
+        for token in tokens:
+            self.oracles.gp_end(token)
+        self.sem.up_write()
+
+    synchronize_sched = synchronize_all
+
+
+#: Scheme names accepted by ``--scheme``.
+SCHEMES = ("rcu", "rwlock", "reuse")

@@ -1,0 +1,84 @@
+"""Zonelists: each node's fallback order of zones, and ``build_all_zonelists()``.
+
+A node's zonelist lists the zones of every online node, nearest node first (SLIT
+distance, ties by node id), and within a node the highest zone first, as the kernel's
+node-ordered zonelists do. ``build_all_zonelists`` rewrites every online node's list
+*in place*, one entry at a time, in one of two ways:
+
+``stop-machine`` (the RFC, and the kernel of 2008)
+    The rewrite runs inside ``stop_machine()``: no task is inside a non-preemptible
+    read-side section, so no ``alloc_pages()`` walk sees a half-written list. A
+    preemptible (sleepable) reader may be parked mid-walk and resume on the new list:
+    it may skip or repeat a zone, never touch a freed one, because zones are freed only
+    after a grace period that covers it.
+``seqcount`` (today's kernel, ``zonelist_update_seq``)
+    No stop-machine: the rewrite is bracketed by a sequence count, and an allocator
+    whose walk overlapped a rewrite (and found nothing) retries with the new list.
+
+In both, a zone removed from the lists stays allocated until the remover's grace period
+has ended, so a walk that read the old entry still finds live memory.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .. import sched
+from .pgdat import PglistData, Zone
+
+if TYPE_CHECKING:
+    from .system import System
+
+__all__ = ["ZONELIST_MODES", "build_all_zonelists", "zonelist_order"]
+
+ZONELIST_MODES = ("stop-machine", "seqcount")
+
+
+def zonelist_order(system: "System", nid: int) -> list[Zone]:
+    """The zones ``nid``'s zonelist should hold now: online nodes by distance.
+
+    Called by the remover (or by boot code) only; nodes being removed are left out.
+    """
+    zones: list[Zone] = []
+    for other in system.topology.nodes_by_distance(nid):
+        if not system.node_online.test(other) or system.node_removing.test(other):
+            continue
+        pgdat = system.node_data[other]
+        if pgdat is None:
+            continue
+        zones.extend(reversed(pgdat.node_zones))
+    return zones
+
+
+def _rewrite(pgdat: PglistData, zones: list[Zone]) -> None:
+    refs = pgdat.node_zonelists.zonerefs
+    for i, zone in enumerate(zones):
+        sched.point("build_zonelists:entry")
+        if i < len(refs):
+            refs[i] = zone
+        else:
+            refs.append(zone)
+    sched.point("build_zonelists:trim")
+    del refs[len(zones):]
+
+
+def _rebuild_all(system: "System") -> None:
+    for nid in range(system.topology.nr_nodes):
+        if not system.node_online.test(nid):
+            continue
+        pgdat = system.node_data[nid]
+        if pgdat is not None:
+            _rewrite(pgdat, zonelist_order(system, nid))
+
+
+def build_all_zonelists(system: "System") -> None:
+    """Rebuild every online node's zonelist, in the run's zonelist mode (module doc)."""
+    if system.config.zonelist_mode == "stop-machine":
+        system.stop_machine.run(lambda: _rebuild_all(system), "build_all_zonelists")
+    else:
+        system.zonelist_seq.write_begin()
+        try:
+            _rebuild_all(system)
+        finally:
+            system.zonelist_seq.write_end()
+    system.stats.zonelist_rebuilds += 1

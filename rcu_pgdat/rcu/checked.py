@@ -1,0 +1,225 @@
+"""The harness's wrapper around any RCU flavor or SRCU domain: calls in, events out.
+
+DESIGN.md, invariant 1: the oracles never read an implementation's own bookkeeping.
+Instead every implementation, ours or a user's plug-in, is driven through these
+wrappers, which report what the *caller* can observe:
+
+* a read-side section begins when ``read_lock`` has returned and ends just before
+  ``read_unlock`` is called (the narrowest span the implementation must protect);
+* a grace period spans ``synchronize()``: it begins before the call and ends after it
+  returns (the widest span, so the oracle never blames a correct implementation);
+* a ``call_rcu`` callback's grace period begins when it is queued and ends when the
+  callback starts;
+* a polled cookie's grace period begins before ``get_state`` and ends when
+  ``poll_state`` first says it is done (or ``cond_synchronize`` returns);
+* ``barrier()`` must not return before every callback queued before it has run:
+  checked by counting, and reported as a too-short grace period of the barrier.
+
+With these spans, "a grace period that began after a section began ended before the
+section ended" is a fact about the implementation alone.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any, Callable
+
+from .. import sched
+from ..check import Kind, Oracles, Violation
+
+__all__ = ["CheckedRCU", "CheckedSRCU", "LATENCY_SAMPLES"]
+
+#: Grace-period latencies kept per wrapper (the newest; bounds a long run's memory).
+LATENCY_SAMPLES = 20000
+
+
+class _CheckedCallbacks:
+    """The callback and barrier checks shared by RCU flavors and SRCU domains."""
+
+    key: str
+    oracles: Oracles
+
+    def _init_callbacks(self) -> None:
+        self._cb_lock = threading.Lock()       # guards _queued/_started; a leaf
+        self._queued = 0
+        self._started = 0
+        #: Grace-period latencies in scheduler time (seconds, or steps), newest last.
+        self.gp_latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
+
+    def _timed(self, synchronize: Callable[[], None]) -> None:
+        token = self.oracles.gp_begin(self.key)
+        start = sched.now()
+        synchronize()
+        self.gp_latencies.append(sched.now() - start)
+        self.oracles.gp_end(token)
+
+    def _wrap_callback(self, callback: Callable[[], Any]) -> Callable[[], Any]:
+        token = self.oracles.gp_begin(self.key)
+        with self._cb_lock:
+            self._queued += 1
+
+        def run() -> Any:
+            self.oracles.gp_end(token)
+            with self._cb_lock:
+                self._started += 1
+            return callback()
+        return run
+
+    def _checked_barrier(self, barrier: Callable[[], None]) -> None:
+        with self._cb_lock:
+            queued = self._queued
+        barrier()
+        with self._cb_lock:
+            started = self._started
+        if started < queued:
+            self.oracles.collector.report(Violation.capture(
+                Kind.GP_TOO_SHORT, f"in {self.key} barrier", sched.current_name(),
+                what=(f"barrier() on {self.key} returned with {queued - started} of "
+                      f"{queued} callbacks queued before it not yet invoked")))
+
+
+class CheckedRCU(_CheckedCallbacks):
+    """An RCU flavor (built-in or plug-in) whose every call feeds the oracles."""
+
+    def __init__(self, flavor: Any, oracles: Oracles) -> None:
+        self.flavor = flavor
+        self.oracles = oracles
+        self.name = str(getattr(flavor, "name", type(flavor).__name__))
+        self.key = f"rcu:{self.name}"
+        self._init_callbacks()
+        self._fallback_worker: Any = None
+        noop = _noop
+        self._register = getattr(flavor, "register_thread", noop)
+        self._unregister = getattr(flavor, "unregister_thread", noop)
+        self._qs = getattr(flavor, "quiescent_state", noop)
+        self._offline = getattr(flavor, "thread_offline", noop)
+        self._online = getattr(flavor, "thread_online", noop)
+
+    def register_thread(self) -> None:
+        """Register the calling thread with the flavor, if it wants that."""
+        self._register()
+
+    def unregister_thread(self) -> None:
+        """Unregister the calling thread; reports a section still open (section-leak)."""
+        self.oracles.thread_exit()
+        self._unregister()
+
+    def quiescent_state(self) -> None:
+        """Report a quiescent state (QSBR); a no-op for flavors without one."""
+        self._qs()
+
+    def thread_offline(self) -> None:
+        """Put the calling thread offline (QSBR) around a long block."""
+        self._offline()
+
+    def thread_online(self) -> None:
+        """Back online after ``thread_offline``."""
+        self._online()
+
+    def read_lock(self) -> None:
+        """Begin a section; the oracles see it once the flavor's lock has returned."""
+        self.flavor.read_lock()
+        self.oracles.section_begin(self.key, sleepable=False)
+
+    def read_unlock(self) -> None:
+        """End a section; the oracles see it end before the flavor's unlock is called."""
+        self.oracles.section_end(self.key)
+        self.flavor.read_unlock()
+
+    def synchronize(self) -> None:
+        """A grace period, spanning the flavor's ``synchronize()``."""
+        self._timed(self.flavor.synchronize)
+
+    def call_rcu(self, callback: Callable[[], Any]) -> None:
+        """Queue ``callback``; its grace period is checked when it starts."""
+        wrapped = self._wrap_callback(callback)
+        call = getattr(self.flavor, "call_rcu", None)
+        if call is not None:
+            call(wrapped)
+            return
+        if self._fallback_worker is None:
+            from ._callbacks import CallbackWorker
+            self._fallback_worker = CallbackWorker(self.flavor.synchronize,
+                                                   f"{self.name}-callbacks")
+        self._fallback_worker.enqueue(wrapped)
+
+    def barrier(self) -> None:
+        """``rcu_barrier()``, checked: every earlier callback must have been invoked."""
+        barrier = getattr(self.flavor, "barrier", None)
+        if barrier is None:
+            barrier = self._fallback_worker.barrier if self._fallback_worker else _noop
+        self._checked_barrier(barrier)
+
+    def get_state(self) -> tuple[Any, Any]:
+        """A cookie: the flavor's own, paired with the oracle's grace-period token."""
+        token = self.oracles.gp_begin(self.key)
+        return (self.flavor.get_state(), token)
+
+    def poll_state(self, cookie: tuple[Any, Any]) -> bool:
+        """Whether the cookie's grace period is over; a yes is checked by the oracle."""
+        inner, token = cookie
+        done = bool(self.flavor.poll_state(inner))
+        if done:
+            self.oracles.gp_end(token)
+        return done
+
+    def cond_synchronize(self, cookie: tuple[Any, Any]) -> None:
+        """``synchronize()`` unless the cookie's grace period is already over."""
+        inner, token = cookie
+        self.flavor.cond_synchronize(inner)
+        self.oracles.gp_end(token)
+
+    def shutdown(self) -> None:
+        """Stop the flavor's (or the fallback's) callback worker."""
+        if self._fallback_worker is not None:
+            self._fallback_worker.shutdown()
+        getattr(self.flavor, "shutdown", _noop)()
+
+    def __repr__(self) -> str:
+        return f"<CheckedRCU {self.key} {self.flavor!r}>"
+
+
+class CheckedSRCU(_CheckedCallbacks):
+    """An SRCU domain (built-in or plug-in) whose every call feeds the oracles."""
+
+    def __init__(self, domain: Any, oracles: Oracles) -> None:
+        self.domain = domain
+        self.oracles = oracles
+        self.name = str(getattr(domain, "name", type(domain).__name__))
+        self.key = f"srcu:{self.name}"
+        self._init_callbacks()
+
+    def read_lock(self) -> int:
+        """Begin a sleepable section; returns the domain's index."""
+        idx = self.domain.read_lock()
+        self.oracles.section_begin(self.key, sleepable=True)
+        return idx  # type: ignore[no-any-return]
+
+    def read_unlock(self, idx: int) -> None:
+        """End the section begun with ``idx``."""
+        self.oracles.section_end(self.key)
+        self.domain.read_unlock(idx)
+
+    def synchronize(self) -> None:
+        """A grace period of this domain, spanning its ``synchronize()``."""
+        self._timed(self.domain.synchronize)
+
+    def call_srcu(self, callback: Callable[[], Any]) -> None:
+        """Queue ``callback`` behind a grace period of this domain."""
+        self.domain.call_srcu(self._wrap_callback(callback))
+
+    def barrier(self) -> None:
+        """``srcu_barrier()``, checked like ``rcu_barrier()``."""
+        self._checked_barrier(self.domain.barrier)
+
+    def cleanup(self) -> None:
+        """``cleanup_srcu_struct()``."""
+        getattr(self.domain, "cleanup", _noop)()
+
+    def __repr__(self) -> str:
+        return f"<CheckedSRCU {self.key} {self.domain!r}>"
+
+
+def _noop() -> None:
+    """Stands in for an optional protocol method a plug-in does not have."""

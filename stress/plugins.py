@@ -1,0 +1,93 @@
+"""Loading RCU flavors and SRCU domains: built-in names or a user's ``module:attr``.
+
+A plug-in is named by import path. ``attr`` may be a class or a factory (called with no
+argument) or a ready instance. It must have the protocol's required methods
+(``rcu_pgdat.rcu.protocol``); anything else the harness uses is optional. A plug-in that
+does not import, has no such attribute, raises while it is built, or lacks a required
+method raises :class:`PluginError`, which the CLI turns into exit code 125 so that
+``git bisect run`` skips the commit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from typing import Any
+
+from rcu_pgdat.errors import RCUPgdatError
+from rcu_pgdat.rcu.protocol import RCU_REQUIRED, SRCU_REQUIRED
+
+__all__ = ["PluginError", "load_flavor", "load_srcu", "BUILTIN_FLAVORS"]
+
+BUILTIN_FLAVORS = ("qsbr", "memb")
+
+
+class PluginError(RCUPgdatError):
+    """A plug-in could not be loaded or does not implement the protocol."""
+
+
+def _import_attr(spec: str) -> Any:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise PluginError(f"plug-in {spec!r} is not of the form MODULE:ATTR "
+                          "(for example mypkg.myrcu:MyRCU)")
+    try:
+        module = importlib.import_module(module_name)
+    except BaseException as exc:   # SyntaxError, SystemExit in module code, ...
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        raise PluginError(f"plug-in module {module_name!r} does not import: {last}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise PluginError(f"plug-in module {module_name!r} has no attribute "
+                              f"{attr!r}") from None
+    return obj
+
+
+def _instantiate(spec: str, obj: Any, required: tuple[str, ...], what: str) -> Any:
+    if isinstance(obj, type) or (callable(obj) and not all(hasattr(obj, m) for m in required)):
+        try:
+            obj = obj()
+        except BaseException as exc:
+            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            raise PluginError(f"plug-in {spec!r} could not be built: {last}") from None
+    missing = [m for m in required if not callable(getattr(obj, m, None))]
+    if missing:
+        raise PluginError(f"plug-in {spec!r} does not implement the {what} protocol: "
+                          f"missing {', '.join(missing)} (see README, 'Plug-ins')")
+    return obj
+
+
+def load_flavor(spec: str) -> Any:
+    """An RCU flavor: ``qsbr``, ``memb`` or ``MODULE:ATTR``."""
+    if spec == "qsbr":
+        from rcu_pgdat.rcu.qsbr import QSBR
+        return QSBR()
+    if spec == "memb":
+        from rcu_pgdat.rcu.memb import Memb
+        return Memb()
+    if ":" not in spec:
+        raise PluginError(f"unknown flavor {spec!r}: qsbr, memb or MODULE:ATTR")
+    return _instantiate(spec, _import_attr(spec), RCU_REQUIRED, "RCU")
+
+
+def load_srcu(spec: str, name: str = "pgdat") -> Any:
+    """An SRCU domain: ``builtin`` or ``MODULE:ATTR``."""
+    if spec == "builtin":
+        from rcu_pgdat.rcu.srcu import SRCU
+        return SRCU(name)
+    if ":" not in spec:
+        raise PluginError(f"unknown SRCU {spec!r}: builtin or MODULE:ATTR")
+    return _instantiate(spec, _import_attr(spec), SRCU_REQUIRED, "SRCU")
+
+
+def _cwd_on_path() -> None:
+    """Let ``module:attr`` name a module in the current directory, as ``python -m`` does."""
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+
+
+_cwd_on_path()

@@ -1,0 +1,244 @@
+"""One stress run: build the model, start the actors, watch them, end with a verdict.
+
+The main thread is not a model thread: it starts the workers, prints a status line now
+and then, runs the watchdog, and at the end stops the workers, checks what can only be
+checked at rest (pages conserved, sections left open) and builds the result. It never
+waits without a bound: a worker that does not stop is reported as a stall with every
+thread's stack, and the run still ends (DESIGN.md, invariant 3).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, TextIO
+
+from rcu_pgdat import sched
+from rcu_pgdat.check import Collector, Kind, Violation, thread_stacks
+from rcu_pgdat.mm.system import System, SystemConfig
+from rcu_pgdat.mm.topology import Topology
+
+from .plugins import load_flavor, load_srcu
+from .workers import WORKER_KINDS, RunContext, WorkerStats, run_worker
+
+__all__ = ["RunConfig", "RunResult", "run"]
+
+
+@dataclass
+class RunConfig:
+    """Every knob of a run; the CLI flags map one to one onto these fields."""
+
+    duration: float = 10.0
+    seed: int = 1
+    nodes: int = 4
+    cpus: int = 8
+    allocators: int = 2
+    iterators: int = 2
+    sleepers: int = 1
+    policy_users: int = 1
+    fake_writers: int = 1
+    scheme: str = "rcu"
+    flavor: str = "qsbr"
+    srcu: str = "builtin"
+    remover: str = "corrected"
+    zonelist: str = "stop-machine"
+    policy_mode: str = "veto"
+    sched: str = "stress"
+    stall_timeout: float = 10.0
+    status_interval: float = 2.0
+    keep_going: bool = False
+    scenario: str | None = None
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with one line saying what is impossible."""
+        if self.duration <= 0:
+            raise ValueError(f"--duration must be positive, got {self.duration}")
+        if self.nodes < 1:
+            raise ValueError(f"--nodes must be at least 1, got {self.nodes}")
+        if self.cpus < self.nodes:
+            raise ValueError(f"--cpus ({self.cpus}) must be at least --nodes ({self.nodes}): "
+                             "every node needs a CPU")
+        for name in ("allocators", "iterators", "sleepers", "policy_users", "fake_writers"):
+            count = getattr(self, name)
+            if not 0 <= count <= 64:
+                raise ValueError(f"--{name.replace('_', '-')} must be 0..64, got {count}")
+        if self.allocators + self.iterators + self.sleepers + self.policy_users == 0:
+            raise ValueError("no reader threads: give at least one allocator, iterator, "
+                             "sleeper or policy user")
+        if self.stall_timeout <= 0:
+            raise ValueError(f"--stall-timeout must be positive, got {self.stall_timeout}")
+        SystemConfig(scheme=self.scheme, remover=self.remover, zonelist_mode=self.zonelist,
+                     policy_mode=self.policy_mode).validate()
+
+    def thread_plan(self) -> list[tuple[str, str]]:
+        """``(kind, thread name)`` of every worker, in creation order (deterministic)."""
+        counts = {"allocator": self.allocators, "iterator": self.iterators,
+                  "sleeper": self.sleepers, "policy": self.policy_users,
+                  "fake-writer": self.fake_writers, "remover": 1}
+        plan = []
+        for kind in WORKER_KINDS:
+            n = counts[kind]
+            for i in range(n):
+                plan.append((kind, kind if kind == "remover" else f"{kind}-{i}"))
+        return plan
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters, for the JSON document and the echo at the start."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class RunResult:
+    """What a run found and counted."""
+
+    config: RunConfig
+    violations: list[Violation]
+    workers: dict[str, WorkerStats]
+    system: System
+    elapsed: float
+    interrupted: bool = False
+    gp_latencies: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """No violation and not interrupted."""
+        return not self.violations and not self.interrupted
+
+
+def _status(result_so_far: dict[str, Any]) -> str:
+    return ("[{elapsed:6.1f}s] gps={gps} offline/online={offlines}/{onlines} "
+            "vetoes={vetoes} ebusy={ebusy} reads={reads} allocs={allocs} "
+            "violations={violations}").format(**result_so_far)
+
+
+def _snapshot(system: System, stats: dict[str, WorkerStats], started: float) -> dict[str, Any]:
+    ostats = system.oracles.stats()
+    return dict(elapsed=time.monotonic() - started,
+                gps=sum(k.grace_periods for k in ostats.keys),
+                offlines=system.stats.offlines, onlines=system.stats.onlines,
+                vetoes=system.stats.vetoes, ebusy=system.stats.ebusy,
+                reads=sum(s.reads for s in stats.values()),
+                allocs=sum(s.allocations for s in stats.values()),
+                violations=len(system.collector.violations))
+
+
+class _Watchdog:
+    """Turns a remover whose cycle count stops moving into a stall report."""
+
+    def __init__(self, system: System, remover: WorkerStats, timeout: float) -> None:
+        self.system = system
+        self.remover = remover
+        self.timeout = timeout
+        self.last_loops = -1
+        self.last_change = time.monotonic()
+
+    def check(self) -> bool:
+        """``True`` (and a report) when the remover made no step for ``timeout``."""
+        now = time.monotonic()
+        if self.remover.loops != self.last_loops:
+            self.last_loops = self.remover.loops
+            self.last_change = now
+            return False
+        if now - self.last_change < self.timeout:
+            return False
+        report_stall(self.system, f"writer stall: remover made no progress for "
+                                  f"{now - self.last_change:.1f}s in phase "
+                                  f"{self.system.phase!r}")
+        return True
+
+
+def report_stall(system: System, what: str) -> None:
+    """Report a stall with every thread's stack and the model's state."""
+    system.collector.report(Violation(
+        kind=Kind.STALL, subject=what.split(":")[0], thread="watchdog", what=what,
+        details=f"{system!r}\n{system.stop_machine!r}\n\n{thread_stacks()}"))
+
+
+def run(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        stop: threading.Event | None = None) -> RunResult:
+    """Run one stress test as configured; never raises for what the run finds."""
+    cfg.validate()
+    rcu = load_flavor(cfg.flavor)
+    srcu = load_srcu(cfg.srcu)
+    collector = Collector(stop_on_first=not cfg.keep_going)
+    topology = Topology(nr_nodes=cfg.nodes, nr_cpus=cfg.cpus)
+    system = System(SystemConfig(topology=topology, scheme=cfg.scheme, remover=cfg.remover,
+                                 zonelist_mode=cfg.zonelist, policy_mode=cfg.policy_mode,
+                                 seed=cfg.seed), rcu, srcu, collector)
+    ctx = RunContext(system, sched.Event("run.stop"), cfg.seed)
+    scheduler = sched.StressScheduler(seed=cfg.seed)
+    stats: dict[str, WorkerStats] = {}
+    threads: list[threading.Thread] = []
+    started = time.monotonic()
+    interrupted = False
+    with sched.install(scheduler), collector.install_excepthook(), \
+            system.oracles.might_sleep_checks():
+        for kind, name in cfg.thread_plan():
+            reader = kind not in ("remover", "fake-writer")
+            task = system.new_task(name, reader=reader)
+            stats[name] = WorkerStats(kind)
+            body = WORKER_KINDS[kind]
+            threads.append(sched.spawn(
+                lambda t=task, s=stats[name], b=body: run_worker(ctx, t, s, b), name))
+        for thread in threads:
+            thread.start()
+        watchdog = _Watchdog(system, stats["remover"], cfg.stall_timeout)
+        deadline = started + cfg.duration
+        last_status = started
+        try:
+            while not collector.stopped and (stop is None or not stop.is_set()):
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                ctx.stop.wait(timeout=min(0.05, deadline - now))
+                if watchdog.check():
+                    break
+                if time.monotonic() - last_status >= cfg.status_interval:
+                    last_status = time.monotonic()
+                    snap = _snapshot(system, stats, started)
+                    if progress is not None:
+                        progress(snap)
+                    elif status is not None:
+                        print(_status(snap), file=status, flush=True)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            ctx.stop.set()
+            stuck = _join(system, threads, cfg.stall_timeout)
+        if not stuck and _bounded(system.scheme.shutdown, cfg.stall_timeout):
+            if not collector.stopped:
+                system.oracles.finish()
+                system.check_pages_conserved()
+        elif not stuck:
+            report_stall(system, f"stall: callback workers did not shut down within "
+                                 f"{cfg.stall_timeout:.1f}s")
+    latencies = {}
+    for attr in ("rcu", "srcu"):
+        wrapper = getattr(system.scheme, attr, None)
+        if wrapper is not None:
+            latencies[wrapper.key] = list(wrapper.gp_latencies)
+    return RunResult(cfg, list(collector.violations), stats, system,
+                     time.monotonic() - started, interrupted, latencies)
+
+
+def _join(system: System, threads: list[threading.Thread], timeout: float) -> list[str]:
+    """Wait (bounded) for the workers; the ones that do not end are a stall."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threads if t.is_alive()]
+    if stuck:
+        report_stall(system, f"stall: {', '.join(stuck)} did not stop within {timeout:.1f}s "
+                             f"of the end of the run")
+    return stuck
+
+
+def _bounded(fn: Callable[[], None], timeout: float) -> bool:
+    """Run ``fn`` in a helper thread; ``False`` if it did not return within ``timeout``."""
+    helper = sched.spawn(fn, "shutdown")
+    helper.start()
+    helper.join(timeout)
+    return not helper.is_alive()
