@@ -1,14 +1,210 @@
-"""Command-line entry point of ``rcu-pgdat-stress`` (placeholder until the runner lands)."""
+"""``rcu-pgdat-stress``: the command line of the stress runner.
+
+Exit codes (the README documents them; ``git bisect run`` relies on them):
+
+====  ===========================================================================
+0     ran to the end with no violation
+1     a violation or a stall was found
+2     bad usage: unknown flag, impossible configuration (one line says what)
+125   the run could not be made: a plug-in that does not import or does not
+      implement the protocol (``git bisect run`` skips the commit)
+130   interrupted (Ctrl-C), after a partial summary
+====  ===========================================================================
+
+Nothing above 127 except 130 for an interrupt: an internal error is reported and
+mapped to 125, so a bisection is never aborted by the harness itself.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+import traceback
+from dataclasses import fields
+from typing import Any, NoReturn, Sequence, TextIO
+
+from .plugins import PluginError
+from .report import params_line, summary, to_json
+from .run import RunConfig, run
+from .scenarios import DEFAULT_SCENARIO, SCENARIOS, describe
+
+__all__ = ["main", "EXIT_OK", "EXIT_VIOLATION", "EXIT_USAGE", "EXIT_SKIP", "EXIT_INTERRUPT"]
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_USAGE = 2
+EXIT_SKIP = 125
+EXIT_INTERRUPT = 130
+
+PROG = "rcu-pgdat-stress"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the stress tool; returns the process exit code."""
-    print("rcu-pgdat-stress: not yet built", file=sys.stderr)
-    return 2
+class _UsageError(Exception):
+    """Bad command line: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (every default is ``None``: a scenario fills the gaps)."""
+    p = _Parser(prog=PROG, description="Stress the RFC's pgdat hot-remove protocol under "
+                "RCU/SRCU and report any reader that touches freed memory.",
+                epilog="Exit codes: 0 no violation, 1 violation or stall, 2 bad usage, "
+                       "125 plug-in not loadable, 130 interrupted.")
+    run_g = p.add_argument_group("run")
+    run_g.add_argument("--duration", type=_positive_float, help="seconds to run (default 10)")
+    run_g.add_argument("--seed", type=int, help="seed every random choice derives from")
+    run_g.add_argument("--scenario", help="a named scenario (see --list-scenarios)")
+    run_g.add_argument("--list-scenarios", action="store_true", help="list scenarios, exit")
+    run_g.add_argument("--sched", choices=("stress",), help="scheduling mode (default stress)")
+    run_g.add_argument("--stall-timeout", type=_positive_float,
+                       help="seconds without remover progress before a stall report")
+    run_g.add_argument("--keep-going", action="store_true", default=None,
+                       help="gather every violation instead of stopping at the first")
+    model = p.add_argument_group("model")
+    model.add_argument("--nodes", type=_count, help="NUMA nodes (default 4)")
+    model.add_argument("--cpus", type=_count, help="CPUs (default 8)")
+    model.add_argument("--scheme", choices=("rcu", "rwlock", "reuse"),
+                       help="read-side protection (default rcu)")
+    model.add_argument("--flavor", help="RCU flavor: qsbr, memb or MODULE:ATTR (default qsbr)")
+    model.add_argument("--srcu", help="SRCU domain: builtin or MODULE:ATTR (default builtin)")
+    model.add_argument("--remover", choices=("corrected", "posted"),
+                       help="corrected (waits on RCU and SRCU) or posted (the RFC as posted)")
+    model.add_argument("--zonelist", choices=("stop-machine", "seqcount"),
+                       help="how build_all_zonelists() excludes readers")
+    model.add_argument("--policy-mode", choices=("veto", "rebind"),
+                       help="what a mempolicy does when its node goes offline")
+    threads = p.add_argument_group("threads")
+    for name, default in (("allocators", 2), ("iterators", 2), ("sleepers", 1),
+                          ("policy-users", 1), ("fake-writers", 1)):
+        threads.add_argument(f"--{name}", type=_count, help=f"(default {default})")
+    out = p.add_argument_group("output")
+    out.add_argument("--quiet", action="store_true", help="no status lines")
+    out.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-': stdout)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """RunConfig defaults, then the scenario's values, then the flags given."""
+    name = args.scenario or DEFAULT_SCENARIO
+    if name not in SCENARIOS:
+        raise _UsageError(f"unknown scenario {name!r}; --list-scenarios shows them")
+    values: dict[str, Any] = dict(SCENARIOS[name][1])
+    for f in fields(RunConfig):
+        given = getattr(args, f.name, None)
+        if given is not None and f.name != "scenario":
+            values[f.name] = given
+    cfg = RunConfig(**values, scenario=name)
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    return cfg
+
+
+class _Progress:
+    """Status output: a live bar on a terminal, plain lines elsewhere, nothing if quiet."""
+
+    def __init__(self, stream: TextIO, duration: float) -> None:
+        self.stream = stream
+        self.duration = duration
+        self.tty = stream.isatty()
+
+    def __call__(self, snap: dict[str, Any]) -> None:
+        line = (f"gps={snap['gps']} offline/online={snap['offlines']}/{snap['onlines']} "
+                f"veto={snap['vetoes']} ebusy={snap['ebusy']} reads={snap['reads']} "
+                f"allocs={snap['allocs']} violations={snap['violations']}")
+        if self.tty:
+            frac = min(1.0, snap["elapsed"] / self.duration)
+            bar = "=" * int(frac * 20)
+            self.stream.write(f"\r[{bar:<20}] {snap['elapsed']:5.1f}s {line}\x1b[K")
+        else:
+            bad = "!!! " if snap["violations"] else ""
+            self.stream.write(f"{bad}[{snap['elapsed']:6.1f}s] {line}\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _write_json(target: str, doc: dict[str, Any]) -> None:
+    text = json.dumps(doc, indent=2, sort_keys=True)
+    if target == "-":
+        print(text)
+    else:
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (see the module docstring)."""
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except _UsageError as exc:
+        print(f"{PROG}: error: {exc} (see {PROG} --help)", file=sys.stderr)
+        return EXIT_USAGE
+    except PluginError as exc:
+        print(f"{PROG}: cannot load the code under test: {exc}", file=sys.stderr)
+        return EXIT_SKIP
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPT
+    except Exception:                      # noqa: BLE001 - never a traceback exit code
+        print(f"{PROG}: internal error (please report):\n{traceback.format_exc()}",
+              file=sys.stderr)
+        return EXIT_SKIP
+
+
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_scenarios:
+        print(describe())
+        return EXIT_OK
+    cfg = config_from_args(args)
+    json_to_stdout = args.json == "-"
+    out = sys.stderr if json_to_stdout else sys.stdout
+    if not args.quiet:
+        print(params_line(cfg), file=sys.stderr, flush=True)
+    progress = None if args.quiet else _Progress(sys.stderr, cfg.duration)
+    if progress is not None and progress.tty:
+        cfg.status_interval = 0.25          # a live bar moves more often than plain lines
+    result = run(cfg, status=None, progress=progress)
+    if progress is not None:
+        progress.done()
+    if result.interrupted:
+        code = EXIT_INTERRUPT
+    else:
+        code = EXIT_VIOLATION if result.violations else EXIT_OK
+    print(summary(result, PROG), file=out, flush=True)
+    if args.json:
+        _write_json(args.json, to_json(result, code, PROG))
+    return code
 
 
 if __name__ == "__main__":

@@ -30,14 +30,17 @@ from rcu_pgdat.mm.page_alloc import Page, alloc_pages, free_pages
 from rcu_pgdat.mm.system import System
 from rcu_pgdat.mm.task import Task
 
-__all__ = ["WorkerStats", "RunContext", "run_worker", "allocator", "iterator", "sleeper",
-           "policy_user", "fake_writer", "remover", "WORKER_KINDS"]
+__all__ = ["SECTION_BUCKETS", "WorkerStats", "RunContext", "run_worker", "allocator",
+           "iterator", "sleeper", "policy_user", "fake_writer", "remover", "WORKER_KINDS"]
 
 #: Deepest nesting of read-side sections a reader uses.
 MAX_NESTING = 3
 #: Chance that a reader lingers in its section, and for how many schedule points.
 LINGER_PROBABILITY = 0.05
 LINGER_POINTS = 200
+#: Upper bounds of the read-side section length histogram, in scheduler time (seconds
+#: free-running); the last bucket counts everything longer.
+SECTION_BUCKETS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, float("inf"))
 
 
 @dataclass
@@ -57,6 +60,14 @@ class WorkerStats:
     grace_periods: int = 0
     callbacks: int = 0
     results: dict[str, int] = field(default_factory=dict)
+    section_hist: list[int] = field(default_factory=lambda: [0] * len(SECTION_BUCKETS))
+
+    def section_length(self, length: float) -> None:
+        """Count one read-side section of ``length`` in the histogram."""
+        for i, bound in enumerate(SECTION_BUCKETS):
+            if length < bound:
+                self.section_hist[i] += 1
+                return
 
 
 @dataclass
@@ -108,11 +119,13 @@ def _nested_read(ctx: RunContext, task: Task, stats: WorkerStats,
     depth = task.rng.randint(1, MAX_NESTING)
     for _ in range(depth):
         scheme.read_lock(task)
+    start = sched.now()
     try:
         stats.sections += 1
         inner()
         _linger(task)
     finally:
+        stats.section_length(sched.now() - start)
         for _ in range(depth):
             scheme.read_unlock(task)
 
@@ -175,6 +188,7 @@ def sleeper(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
     while not ctx.should_stop():
         stats.loops += 1
         token = scheme.read_lock_sleepable(task)
+        start = sched.now()
         try:
             stats.sections += 1
             online = list(system.for_each_online_node())
@@ -190,6 +204,7 @@ def sleeper(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
                     stats.reads += zone.free_pages >= 0
                     stats.reads += len(pgdat.node_zonelists.zonerefs) > 0
         finally:
+            stats.section_length(sched.now() - start)
             scheme.read_unlock_sleepable(task, token)
         task.cond_resched()
 
