@@ -143,16 +143,16 @@ class _Watchdog:
             return False
         if now - self.last_change < self.timeout:
             return False
-        report_stall(self.system, f"writer stall: remover made no progress for "
-                                  f"{now - self.last_change:.1f}s in phase "
-                                  f"{self.system.phase!r}")
+        report_stall(self.system, "of the remover (writer stall)",
+                     f"The remover made no progress for {now - self.last_change:.1f}s, "
+                     f"in phase {self.system.phase!r}")
         return True
 
 
-def report_stall(system: System, what: str) -> None:
+def report_stall(system: System, subject: str, what: str) -> None:
     """Report a stall with every thread's stack and the model's state."""
     system.collector.report(Violation(
-        kind=Kind.STALL, subject=what.split(":")[0], thread="watchdog", what=what,
+        kind=Kind.STALL, subject=subject, thread="watchdog", what=what,
         details=f"{system!r}\n{system.stop_machine!r}\n\n{thread_stacks()}"))
 
 
@@ -213,8 +213,8 @@ def run(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
                 system.oracles.finish()
                 system.check_pages_conserved()
         elif not stuck:
-            report_stall(system, f"stall: callback workers did not shut down within "
-                                 f"{cfg.stall_timeout:.1f}s")
+            report_stall(system, "of the callback workers",
+                         f"Callback workers did not shut down within {cfg.stall_timeout:.1f}s")
     latencies = {}
     for attr in ("rcu", "srcu"):
         wrapper = getattr(system.scheme, attr, None)
@@ -231,8 +231,9 @@ def _join(system: System, threads: list[threading.Thread], timeout: float) -> li
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
     stuck = [t.name for t in threads if t.is_alive()]
     if stuck:
-        report_stall(system, f"stall: {', '.join(stuck)} did not stop within {timeout:.1f}s "
-                             f"of the end of the run")
+        report_stall(system, f"of {', '.join(stuck)}",
+                     f"{', '.join(stuck)} did not stop within {timeout:.1f}s of the end of "
+                     "the run")
     return stuck
 
 

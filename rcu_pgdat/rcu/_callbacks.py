@@ -22,14 +22,16 @@ then runs the batch in queue order.
 
 An exception in a callback is not lost and does not kill the worker: it goes to
 ``threading.excepthook`` (the harness installs a collector there), and the next callback
-runs.
+runs. An exception from ``synchronize()`` itself (the flavor refuses: a reader thread
+died inside a section, say) is reported the same way, but then no grace period can be
+promised any more: the batch is dropped, the worker stops, and every ``barrier()``
+waiting or to come raises instead of hanging.
 
 Lock order: ``_lock`` is a leaf; nothing is called with it held.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from typing import Any, Callable
 
@@ -63,6 +65,8 @@ class CallbackWorker:
         self._shut_down = False
         self._thread: threading.Thread | None = None
         self._exited = sched.Event(f"{name}.exited")
+        #: Set (once, by the worker) when ``synchronize()`` raised: see the module doc.
+        self.broken: BaseException | None = None
         #: Counters for statistics (written by the worker only).
         self.batches = 0
         self.invoked = 0
@@ -90,9 +94,15 @@ class CallbackWorker:
         with self._lock:
             if self._thread is None or self._shut_down:
                 return  # nothing was ever queued, or shutdown already drained everything
+        if self.broken is not None:
+            raise ShutdownError(f"{self.name}: the grace period failed ({self.broken!r})")
         done = sched.Event(f"{self.name}.barrier")
         self.enqueue(done.set)
-        done.wait()
+        sched.wait_until(lambda: done.is_set() or self.broken is not None,
+                         f"{self.name}: barrier")
+        if not done.is_set():
+            raise ShutdownError(f"{self.name}: the grace period failed ({self.broken!r}); "
+                                "callbacks queued before this barrier will not run")
 
     def shutdown(self) -> None:
         """Run everything queued, stop the worker and refuse later callbacks. Idempotent."""
@@ -134,7 +144,12 @@ class CallbackWorker:
                     continue
                 # The swap above happened before this grace period starts: every
                 # callback in the batch is covered (see the module comment).
-                self._synchronize()
+                try:
+                    self._synchronize()
+                except Exception as exc:
+                    _report(exc)
+                    self.broken = exc
+                    return
                 self._invoke(batch)
         finally:
             self._exited.set()
@@ -147,10 +162,8 @@ class CallbackWorker:
                 sched.point("callback:invoke")
                 try:
                     callback()
-                except Exception:
-                    exc_type, exc, tb = sys.exc_info()
-                    threading.excepthook(threading.ExceptHookArgs(  # type: ignore[call-arg]
-                        (exc_type, exc, tb, threading.current_thread())))
+                except Exception as exc:
+                    _report(exc)
                 self.invoked += 1
         finally:
             if self._after_batch is not None:
@@ -158,6 +171,15 @@ class CallbackWorker:
         self.batches += 1
 
     def __repr__(self) -> str:
-        state = "shut down" if self._shut_down else ("running" if self._thread else "idle")
+        if self.broken is not None:
+            state = "broken"
+        else:
+            state = "shut down" if self._shut_down else ("running" if self._thread else "idle")
         return (f"<CallbackWorker {self.name} {state} pending={len(self._pending)} "
                 f"batches={self.batches} invoked={self.invoked}>")
+
+
+def _report(exc: BaseException) -> None:
+    """Hand an exception caught in the worker to ``threading.excepthook``."""
+    threading.excepthook(threading.ExceptHookArgs(  # type: ignore[call-arg]
+        (type(exc), exc, exc.__traceback__, threading.current_thread())))

@@ -152,14 +152,19 @@ class CheckedRCU(_CheckedCallbacks):
         self._checked_barrier(barrier)
 
     def get_state(self) -> tuple[Any, Any]:
-        """A cookie: the flavor's own, paired with the oracle's grace-period token."""
+        """A cookie: the flavor's own, paired with the oracle's grace-period token.
+
+        A plug-in without polled grace periods gets a cookie that never polls done,
+        so ``cond_synchronize`` always waits: conservative, and still correct.
+        """
         token = self.oracles.gp_begin(self.key)
-        return (self.flavor.get_state(), token)
+        get_state = getattr(self.flavor, "get_state", None)
+        return (get_state() if get_state is not None else _NO_COOKIE, token)
 
     def poll_state(self, cookie: tuple[Any, Any]) -> bool:
         """Whether the cookie's grace period is over; a yes is checked by the oracle."""
         inner, token = cookie
-        done = bool(self.flavor.poll_state(inner))
+        done = inner is not _NO_COOKIE and bool(self.flavor.poll_state(inner))
         if done:
             self.oracles.gp_end(token)
         return done
@@ -167,7 +172,10 @@ class CheckedRCU(_CheckedCallbacks):
     def cond_synchronize(self, cookie: tuple[Any, Any]) -> None:
         """``synchronize()`` unless the cookie's grace period is already over."""
         inner, token = cookie
-        self.flavor.cond_synchronize(inner)
+        if inner is _NO_COOKIE:
+            self.flavor.synchronize()
+        else:
+            self.flavor.cond_synchronize(inner)
         self.oracles.gp_end(token)
 
     def shutdown(self) -> None:
@@ -219,6 +227,10 @@ class CheckedSRCU(_CheckedCallbacks):
 
     def __repr__(self) -> str:
         return f"<CheckedSRCU {self.key} {self.domain!r}>"
+
+
+#: The inner cookie of a plug-in that has no ``get_state``.
+_NO_COOKIE = object()
 
 
 def _noop() -> None:
