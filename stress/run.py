@@ -9,6 +9,7 @@ thread's stack, and the run still ends (DESIGN.md, invariant 3).
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -182,7 +183,7 @@ def run(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
             stats[name] = WorkerStats(kind)
             body = WORKER_KINDS[kind]
             threads.append(sched.spawn(
-                lambda t=task, s=stats[name], b=body: run_worker(ctx, t, s, b), name))
+                functools.partial(run_worker, ctx, task, stats[name], body), name))
         for thread in threads:
             thread.start()
         watchdog = _Watchdog(system, stats["remover"], cfg.stall_timeout)

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 from .. import sched
 from .notifier import MEM_GOING_ONLINE, MEM_OFFLINE, MEM_ONLINE
-from .pgdat import alloc_node_data, free_node_data, reset_node_data
+from .pgdat import PglistData, alloc_node_data, free_node_data, reset_node_data
 from .zonelist import build_all_zonelists
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class Remover:
         """Step 2: mark the node being removed, then isolate each zone under its lock."""
         s = self.system
         s.node_removing.set(nid)
-        pgdat = s.node_data[nid]
+        pgdat = s.pgdat(nid)
         for zone in pgdat.node_zones:
             with zone.lock:
                 zone.isolated = True
@@ -122,12 +122,12 @@ class Remover:
     def offline_pages(self, nid: int) -> bool:
         """Step 3: migrate (optionally) and wait until every page of the node is free."""
         s = self.system
-        pgdat = s.node_data[nid]
+        pgdat = s.pgdat(nid)
         if s.config.migrate:
             targets = [zone for other in s.topology.nodes_by_distance(nid)
                        if other != nid and s.node_online.test(other)
                        and not s.node_removing.test(other)
-                       for zone in reversed(s.node_data[other].node_zones)]
+                       for zone in reversed(s.pgdat(other).node_zones)]
             for zone in pgdat.node_zones:
                 s.stats.pages_migrated += s.migrate_zone(zone, targets)
         return sched.wait_until(lambda: s.node_pages_free(pgdat),
@@ -138,10 +138,10 @@ class Remover:
         """Step 4: the notifier chain; returns the vetoing subscriber, or ``None``."""
         return self.system.notifier.going_offline(nid)
 
-    def unpublish(self, nid: int) -> object:
+    def unpublish(self, nid: int) -> PglistData:
         """Step 5: clear the online bit and ``NODE_DATA(nid)``; returns the old pgdat."""
         s = self.system
-        pgdat = s.node_data[nid]
+        pgdat = s.pgdat(nid)
         s.node_online.clear(nid)                       # node_set_offline()
         if s.scheme.frees_pgdat:
             sched.point("unpublish:node_data")
@@ -157,19 +157,18 @@ class Remover:
         """Step 7 (corrected): wait for readers of every flavor and domain."""
         self.system.scheme.synchronize_all()
 
-    def release_node(self, nid: int, pgdat: object) -> None:
+    def release_node(self, nid: int, pgdat: PglistData) -> None:
         """Step 8: free the pgdat and its zones, or keep them (``reuse``)."""
         s = self.system
         if s.scheme.frees_pgdat:
             s.check_node_pages_returned(pgdat)
-            free_node_data(s.allocator, pgdat)  # type: ignore[arg-type]
+            free_node_data(s.allocator, pgdat)
         s.stats.pgdats_released += 1
 
     def rollback(self, nid: int) -> None:
         """Undo steps 1-2 after EBUSY or a veto: the node is exactly as it was."""
         s = self.system
-        pgdat = s.node_data[nid]
-        for zone in pgdat.node_zones:
+        for zone in s.pgdat(nid).node_zones:
             with zone.lock:
                 zone.isolated = False
         s.node_removing.clear(nid)
@@ -194,7 +193,7 @@ class Remover:
             s.phase = "idle"
             return True
 
-    def prepare_pgdat(self, nid: int) -> object:
+    def prepare_pgdat(self, nid: int) -> PglistData:
         """A fresh pgdat, or under ``reuse`` the kept one reset in place."""
         s = self.system
         kept = s.node_data[nid]
@@ -203,10 +202,10 @@ class Remover:
             return kept
         return alloc_node_data(s.allocator, nid, s.topology)
 
-    def publish(self, nid: int, pgdat: object) -> None:
+    def publish(self, nid: int, pgdat: PglistData) -> None:
         """``rcu_assign_pointer(NODE_DATA(nid), pgdat)``, after it is fully built."""
         sched.point("publish:node_data")
-        self.system.node_data[nid] = pgdat  # type: ignore[assignment]
+        self.system.node_data[nid] = pgdat
 
     def online_cpus(self, nid: int) -> None:
         """Bring the node's CPUs up (tasks move there by load balancing)."""

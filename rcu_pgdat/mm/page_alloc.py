@@ -53,7 +53,8 @@ class Page:
         return 1 << self.order
 
     def __repr__(self) -> str:
-        return f"<Page pfn={self.pfn} order={self.order} node{self.nid} {self.state} by {self.owner}>"
+        return (f"<Page pfn={self.pfn} order={self.order} node{self.nid} {self.state} "
+                f"by {self.owner}>")
 
 
 def policy_node(system: "System", task: "Task", policy: Mempolicy) -> int:

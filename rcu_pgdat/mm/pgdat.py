@@ -19,6 +19,8 @@ changes only inside a zonelist rebuild.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ..check import Tracked, TrackedAllocator
 from .. import sched
 from .locks import SpinLock
@@ -33,6 +35,14 @@ class Zone(Tracked):
 
     __fields__ = ("zone_pgdat", "idx", "name", "present_pages", "free_pages", "isolated",
                   "lock")
+    if TYPE_CHECKING:        # the fields, for type checkers (the metaclass makes them)
+        zone_pgdat: int
+        idx: int
+        name: str
+        present_pages: int
+        free_pages: int
+        isolated: bool
+        lock: SpinLock
 
     def __repr__(self) -> str:
         return f"<Zone node{self.zone_pgdat}/{self.name} {self.tracked_state()}>"
@@ -42,6 +52,9 @@ class Zonelist(Tracked):
     """A node's fallback list of zones (``pgdat->node_zonelists[ZONELIST_FALLBACK]``)."""
 
     __fields__ = ("node_id", "zonerefs")
+    if TYPE_CHECKING:
+        node_id: int
+        zonerefs: list[Zone]
 
     def __repr__(self) -> str:
         return f"<Zonelist node{self.node_id} {self.tracked_state()}>"
@@ -52,19 +65,25 @@ class PglistData(Tracked):
 
     __fields__ = ("node_id", "node_zones", "nr_zones", "node_zonelists",
                   "node_present_pages")
+    if TYPE_CHECKING:
+        node_id: int
+        node_zones: tuple[Zone, ...]
+        nr_zones: int
+        node_zonelists: Zonelist
+        node_present_pages: int
 
     def __repr__(self) -> str:
         return f"<pgdat node{self.node_id} {self.tracked_state()}>"
 
 
-def _zone_fields(nid: int, idx: int, pages: int) -> dict[str, object]:
+def _zone_fields(nid: int, idx: int, pages: int) -> dict[str, Any]:
     return dict(zone_pgdat=nid, idx=idx, name=ZONE_NAMES[idx], present_pages=pages,
                 free_pages=pages, isolated=False,
                 lock=SpinLock(f"node{nid}.{ZONE_NAMES[idx]}.lock"))
 
 
 def _pgdat_fields(nid: int, zones: tuple[Zone, ...], zonelist: Zonelist,
-                  topology: Topology) -> dict[str, object]:
+                  topology: Topology) -> dict[str, Any]:
     return dict(node_id=nid, node_zones=zones, nr_zones=len(zones), node_zonelists=zonelist,
                 node_present_pages=topology.pages_per_node)
 

@@ -286,6 +286,16 @@ class System:
 
     # -- the remover's helpers -------------------------------------------------------
 
+    def pgdat(self, nid: int) -> PglistData:
+        """The updater's view of ``NODE_DATA(nid)`` (``rcu_dereference_protected``).
+
+        Only for code that holds the hotplug lock and knows the node has a pgdat.
+        """
+        pgdat = self.node_data[nid]
+        if pgdat is None:
+            raise RuntimeError(f"node{nid} has no pgdat (offline and freed)")
+        return pgdat
+
     def retire(self, pgdat: Any) -> None:
         """The pgdat is unpublished: the pipeline statistic starts for it."""
         for key in self.scheme.protecting_keys()[:1]:

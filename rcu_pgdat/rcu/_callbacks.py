@@ -181,5 +181,5 @@ class CallbackWorker:
 
 def _report(exc: BaseException) -> None:
     """Hand an exception caught in the worker to ``threading.excepthook``."""
-    threading.excepthook(threading.ExceptHookArgs(  # type: ignore[call-arg]
+    threading.excepthook(threading.ExceptHookArgs(  # type: ignore[call-arg,unused-ignore]
         (type(exc), exc, exc.__traceback__, threading.current_thread())))

@@ -198,13 +198,13 @@ class CheckedSRCU(_CheckedCallbacks):
         self.key = f"srcu:{self.name}"
         self._init_callbacks()
 
-    def read_lock(self) -> int:
-        """Begin a sleepable section; returns the domain's index."""
+    def read_lock(self) -> Any:
+        """Begin a sleepable section; returns the domain's index (passed back as is)."""
         idx = self.domain.read_lock()
         self.oracles.section_begin(self.key, sleepable=True)
-        return idx  # type: ignore[no-any-return]
+        return idx
 
-    def read_unlock(self, idx: int) -> None:
+    def read_unlock(self, idx: Any) -> None:
         """End the section begun with ``idx``."""
         self.oracles.section_end(self.key)
         self.domain.read_unlock(idx)

@@ -55,7 +55,7 @@ class StressScheduler(Scheduler):
 
     def _rng(self) -> random.Random:
         try:
-            return self._tls.rng  # type: ignore[no-any-return]
+            return self._tls.rng  # type: ignore[no-any-return,unused-ignore]
         except AttributeError:
             name = threading.current_thread().name
             rng = random.Random((self.seed << 32) ^ zlib.crc32(name.encode()))
