@@ -15,6 +15,9 @@ where it happens. The layout mirrors the kernel's:
 Who writes what: the remover (holding the hotplug lock) initializes and frees these
 objects; ``free_pages``/``isolated`` change only under the zone's ``lock``; ``zonerefs``
 changes only inside a zonelist rebuild.
+
+``repr()`` is the tracked default (label, generation, state): it reads no field, so
+printing a freed object in a report is itself safe.
 """
 
 from __future__ import annotations
@@ -44,9 +47,6 @@ class Zone(Tracked):
         isolated: bool
         lock: SpinLock
 
-    def __repr__(self) -> str:
-        return f"<Zone node{self.zone_pgdat}/{self.name} {self.tracked_state()}>"
-
 
 class Zonelist(Tracked):
     """A node's fallback list of zones (``pgdat->node_zonelists[ZONELIST_FALLBACK]``)."""
@@ -55,9 +55,6 @@ class Zonelist(Tracked):
     if TYPE_CHECKING:
         node_id: int
         zonerefs: list[Zone]
-
-    def __repr__(self) -> str:
-        return f"<Zonelist node{self.node_id} {self.tracked_state()}>"
 
 
 class PglistData(Tracked):
@@ -71,9 +68,6 @@ class PglistData(Tracked):
         nr_zones: int
         node_zonelists: Zonelist
         node_present_pages: int
-
-    def __repr__(self) -> str:
-        return f"<pgdat node{self.node_id} {self.tracked_state()}>"
 
 
 def _zone_fields(nid: int, idx: int, pages: int) -> dict[str, Any]:

@@ -55,7 +55,8 @@ class _CheckedCallbacks:
         self.oracles.gp_end(token)
 
     def _wrap_callback(self, callback: Callable[[], Any]) -> Callable[[], Any]:
-        token = self.oracles.gp_begin(self.key)
+        # Queuing a callback does not wait: legal inside a read-side section.
+        token = self.oracles.gp_begin(self.key, blocking=False)
         with self._cb_lock:
             self._queued += 1
 
@@ -157,7 +158,7 @@ class CheckedRCU(_CheckedCallbacks):
         A plug-in without polled grace periods gets a cookie that never polls done,
         so ``cond_synchronize`` always waits: conservative, and still correct.
         """
-        token = self.oracles.gp_begin(self.key)
+        token = self.oracles.gp_begin(self.key, blocking=False)
         get_state = getattr(self.flavor, "get_state", None)
         return (get_state() if get_state is not None else _NO_COOKIE, token)
 
