@@ -18,6 +18,7 @@ mapped to 125, so a bisection is never aborted by the harness itself.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import traceback
@@ -181,7 +182,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SKIP
 
 
+#: Subcommands: ``rcu-pgdat-stress NAME ...`` runs ``module.main(rest)``.
+SUBCOMMANDS = {"bench": "stress.bench"}
+
+
 def _main(argv: list[str]) -> int:
+    if argv and argv[0] in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[argv[0]])
+        return int(module.main(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.list_scenarios:
         print(describe())
