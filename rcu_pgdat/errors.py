@@ -18,6 +18,7 @@ __all__ = [
     "WrongIndexError",
     "CleanupBusyError",
     "SchedulerError",
+    "TraceError",
 ]
 
 
@@ -58,3 +59,8 @@ class CleanupBusyError(UsageError):
 
 class SchedulerError(RCUPgdatError):
     """The scheduler could not do what was asked (bad state, timeout of a wait)."""
+
+
+class TraceError(SchedulerError):
+    """A schedule trace cannot be read or replayed: bad JSON, wrong format or version,
+    or a run that departs from it (unknown thread, thread not runnable at step N)."""

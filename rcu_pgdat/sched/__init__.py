@@ -7,7 +7,14 @@ and :class:`Mutex`. What happens there is decided by the installed scheduler:
 * the default :class:`Scheduler`: points cost one call of an empty function, waits back
   off in the OS;
 * :class:`StressScheduler`: seeded random yields and a tiny switch interval;
-* controlled schedulers (one model thread runs between two points, a seed decides).
+* :class:`ControlledScheduler` with a :class:`Strategy` (``random``, ``pct``, replay of a
+  trace): one model thread runs between two points, a seed decides who; time is steps.
+
+On top of controlled runs (each re-runs a program from scratch, see ``runner``):
+:func:`run_program`, :func:`replay` of a :class:`Trace` file, :func:`sweep` over seeds,
+:func:`explore` (every interleaving with at most K preemptions), :func:`shrink` (a
+failing schedule made small), and ``rcu_pgdat.sched.hypothesis`` (schedules drawn and
+shrunk by Hypothesis; imported only on demand).
 
 Call it as ``sched.point("label")`` (attribute lookup on this module): :func:`install`
 rebinds ``point`` to the active scheduler's bound method, so the default costs nothing
@@ -22,8 +29,17 @@ from typing import Any, Callable, Iterator
 
 from . import _state
 from ._base import Scheduler
+from ._report import interleaving_table
+from .controlled import ControlledScheduler, Outcome, RunResult, RunStopped, ThreadError
+from .explore import ExploreResult, explore
 from .primitives import Event, Mutex
+from .runner import (Program, ProgramFactory, SweepResult, calibrate_steps, replay,
+                     run_free, run_program, sweep)
+from .shrink import shrink
+from .strategies import (CONTROLLED_MODES, ChoiceStrategy, Decision, GuidedStrategy,
+                         PCTStrategy, RandomStrategy, ReplayStrategy, Strategy, make_strategy)
 from .stress import StressScheduler
+from .trace import Step, Trace
 
 __all__ = [
     "Scheduler",
@@ -39,6 +55,36 @@ __all__ = [
     "active",
     "install",
     "set_might_sleep_hook",
+    "progress",
+    # controlled scheduling
+    "ControlledScheduler",
+    "RunStopped",
+    "Outcome",
+    "RunResult",
+    "ThreadError",
+    "Strategy",
+    "Decision",
+    "RandomStrategy",
+    "PCTStrategy",
+    "ReplayStrategy",
+    "GuidedStrategy",
+    "ChoiceStrategy",
+    "CONTROLLED_MODES",
+    "make_strategy",
+    "Trace",
+    "Step",
+    "Program",
+    "ProgramFactory",
+    "run_program",
+    "run_free",
+    "replay",
+    "sweep",
+    "SweepResult",
+    "calibrate_steps",
+    "explore",
+    "ExploreResult",
+    "shrink",
+    "interleaving_table",
 ]
 
 #: A schedule point. Rebound by :func:`install`; see the module docstring.
@@ -60,6 +106,11 @@ def sleep(duration: float) -> None:
 def now() -> float:
     """The active scheduler's clock (seconds, or steps in controlled mode)."""
     return _state.active.now()
+
+
+def progress(label: str) -> None:
+    """Note progress (a grace period completed); controlled mode's livelock check."""
+    _state.active.progress(label)
 
 
 def spawn(target: Callable[[], None], name: str) -> threading.Thread:

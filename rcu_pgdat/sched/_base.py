@@ -89,6 +89,13 @@ class Scheduler:
         """The scheduler's clock: monotonic seconds here, steps in controlled mode."""
         return time.monotonic()
 
+    def progress(self, label: str) -> None:
+        """Note that the system made progress (a grace period completed, say).
+
+        Free-running: nothing. The controlled scheduler reports a livelock when no
+        progress is noted within its ``livelock_steps``.
+        """
+
     # -- threads -----------------------------------------------------------------------
 
     def spawn(self, target: Callable[[], None], name: str) -> threading.Thread:

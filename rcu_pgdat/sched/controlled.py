@@ -1,0 +1,653 @@
+"""Controlled scheduling: exactly one model thread runs between two schedule points.
+
+Why this is correct
+-------------------
+Model threads are real threads. Each owns a private semaphore it parks on; a single
+*token* says which one may run. The token holder runs model code until its next
+schedule point (``point``, a blocking ``wait_until`` or ``sleep``, the end of the
+thread); there, holding the scheduler lock, it makes the next decision itself
+(:meth:`ControlledScheduler._dispatch_locked`): ask the strategy, hand the token to the
+chosen thread by releasing that thread's semaphore, then park on its own. Invariant T:
+at most one model thread is outside its semaphore and not finished, so between two
+points exactly one thread touches model state, and every decision is a function of the
+strategy and of the model state alone (never of the OS), which makes runs repeatable.
+
+Blocked threads. ``wait_until(cond)`` evaluates ``cond`` in the waiting thread only
+(it may claim what it waited for: ``lock.acquire(False)``). A false ``cond`` parks the
+thread as *blocked* and records the step counter (``epoch``) it saw. Its condition can
+become true only through another thread's step, so it is offered to the strategy again
+only once ``epoch`` has moved (invariant B: a blocked thread whose epoch is current is
+certainly still blocked). When picked it re-evaluates ``cond`` holding the token: true
+is a real step (recorded), false is no step at all and the same decision is made again
+without it. A false ``cond`` must have no side effect (``acquire(False)`` failing has
+none), which is what lets a replay skip those probes. Deadlock is then exact: no
+candidate, no timed waiter, some live thread.
+
+The simpler designs this replaces, and why they are wrong:
+
+* A global "baton" lock that threads take at each point: the releasing thread can take
+  it straight back (``release(); acquire()`` wins the race against a parked waiter), so
+  the OS, not the seed, picks who runs.
+* Evaluating blocked conditions in the scheduler (or in whichever thread decides):
+  ``cond`` claims the lock in the wrong thread. Step 5: A holds mutex m; B waits. A
+  releases m and decides; if A evaluated B's ``m.acquire(False)`` then m is held with
+  ``owner`` never written by B, and A's next ``acquire`` deadlocks against itself.
+* Re-evaluating every blocked thread before every decision: one hand-over per blocked
+  thread per step, and if counted as steps a deadlock looks like a busy livelock.
+
+Time is the step counter: ``now()`` is the clock, each step adds one, and when every
+live thread waits for time the clock jumps to the earliest deadline (those skipped
+steps count against ``max_steps``). A thread that blocks where the scheduler cannot see
+it (a ``threading.Lock``, a C call) keeps the token forever: :meth:`wait` watches the
+wall clock between hand-overs and ends the run as a *hang* after ``hang_timeout``
+seconds, with that thread's stack. To end a run early every parked thread is woken and
+raises :class:`RunStopped` (a ``BaseException``) from its schedule point, so ``finally``
+blocks run and no thread stays parked; while unwinding, points are no-ops and waits
+that cannot be satisfied at once raise again.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import UsageError
+from ._base import Scheduler
+from ._report import interleaving_table, thread_stack
+from .strategies import Decision, Strategy
+from .trace import Step, Trace
+
+__all__ = ["ControlledScheduler", "RunStopped", "Outcome", "RunResult", "ThreadError"]
+
+
+class RunStopped(BaseException):
+    """Raised in a model thread at its next schedule point when the run ends early.
+
+    A ``BaseException`` so that ``except Exception`` in model code does not swallow it;
+    ``finally`` blocks run as usual.
+    """
+
+
+class Outcome(str, enum.Enum):
+    """How a controlled run ended."""
+
+    OK = "ok"                  # every model thread finished
+    FAILED = "failed"          # a model thread raised (or the program's check failed)
+    DEADLOCK = "deadlock"      # every live thread blocked, none waits for time
+    LIVELOCK = "livelock"      # no progress() within livelock_steps
+    HANG = "hang"              # a thread blocked where the scheduler cannot see it
+    BUDGET = "budget"          # max_steps ran out first
+    STOPPED = "stopped"        # stop() or uninstalled before the end
+    ABANDONED = "abandoned"    # the strategy gave up (exploration pruned the run)
+
+
+#: Outcomes that mean the program under test is wrong.
+FAILURES = frozenset({Outcome.FAILED, Outcome.DEADLOCK, Outcome.LIVELOCK, Outcome.HANG})
+
+# Thread states; transitions are made by the token holder under the scheduler lock.
+_RUNNABLE = "runnable"   # parked at a schedule point (or not started yet)
+_RUNNING = "running"     # holds the token
+_BLOCKED = "blocked"     # parked in wait_until/sleep: cond false or time not due
+_FINISHED = "finished"
+
+# Why a parked thread was woken.
+_RUN, _PROBE, _STOP = "run", "probe", "stop"
+
+
+@dataclass
+class ThreadError:
+    """An exception that ended a model thread during the run."""
+
+    thread: str
+    step: int
+    exc: BaseException
+    traceback: str
+
+    def summary(self) -> str:
+        text = str(self.exc).splitlines()[0] if str(self.exc) else ""
+        return f"{type(self.exc).__name__}: {text}" if text else type(self.exc).__name__
+
+
+@dataclass
+class RunResult:
+    """What a controlled (or free-running) run found; ``trace`` replays it."""
+
+    outcome: Outcome
+    trace: Trace | None
+    errors: list[ThreadError] = field(default_factory=list)
+    report: str = ""
+    stuck: list[str] = field(default_factory=list)
+    #: For each step, the non-preemptive choice the strategy had (``Decision.default``).
+    defaults: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        """Whether the run shows a bug: an error, deadlock, livelock or hang."""
+        return self.outcome in FAILURES
+
+    @property
+    def steps(self) -> int:
+        """Number of steps taken (0 for a free-running run)."""
+        return len(self.trace.steps) if self.trace else 0
+
+    @property
+    def preemptions(self) -> int:
+        """Number of preemptions in the schedule."""
+        return len(self.trace.preemptions) if self.trace else 0
+
+    def table(self, context: int = 20) -> str:
+        """The interleaving around the end of the run (see ``interleaving_table``)."""
+        return interleaving_table(self.trace, context) if self.trace else "(no schedule)"
+
+    def describe(self, context: int = 20) -> str:
+        """Outcome, report, first error's traceback and the interleaving table."""
+        parts = [f"--- {self.outcome.value} after {self.steps} steps "
+                 f"({self.preemptions} preemptions)"]
+        if self.trace is not None and self.trace.strategy:
+            parts.append(f"strategy: {self.trace.strategy}")
+        if self.report:
+            parts.append(self.report)
+        if self.errors:
+            err = self.errors[0]
+            parts.append(f"thread {err.thread} raised at step {err.step}:\n{err.traceback}")
+        if self.stuck:
+            parts.append(f"threads that did not stop: {', '.join(self.stuck)}")
+        if self.trace is not None:
+            parts.append(self.table(context))
+        return "\n".join(p.rstrip("\n") for p in parts)
+
+
+class _Thread:
+    """The scheduler's record of one model thread. Fields other than ``sem`` are
+    guarded by the scheduler lock (``unwinding`` is touched by the thread only)."""
+
+    __slots__ = ("name", "target", "thread", "sem", "status", "label", "what", "waits",
+                 "deadline", "epoch", "wake", "last_step", "unwinding", "error")
+
+    def __init__(self, name: str, target: Callable[[], None]) -> None:
+        self.name = name
+        self.target = target
+        self.thread: threading.Thread | None = None
+        self.sem = threading.Semaphore(0)     # the thread parks here between its steps
+        self.status = _RUNNABLE
+        self.label = "start"                  # the point it waits at / ran from
+        self.what = ""                        # what a blocked thread waits for
+        self.waits = False                    # blocked on a condition (not only time)
+        self.deadline: int | None = None      # step at which a timed wait is due
+        self.epoch = 0                        # scheduler epoch of its last false cond
+        self.wake = _RUN
+        self.last_step = -1
+        self.unwinding = False
+        self.error: str | None = None
+
+
+class _ModelThread(threading.Thread):
+    """A thread whose ``start()`` registers it with the controlled scheduler first."""
+
+    def __init__(self, owner: ControlledScheduler, rec: _Thread) -> None:
+        super().__init__(name=rec.name, daemon=True)
+        self._owner = owner
+        self._rec = rec
+        rec.thread = self
+
+    def start(self) -> None:
+        self._owner._register(self._rec)
+        super().start()
+
+    def run(self) -> None:
+        self._owner._thread_main(self._rec)
+
+
+def _never() -> bool:
+    return False
+
+
+class ControlledScheduler(Scheduler):
+    """Run model threads one step at a time, in the order ``strategy`` picks.
+
+    Use once: install it, spawn and start the model threads, call :meth:`wait` from the
+    (non-model) driver thread; it starts the run and returns a :class:`RunResult` when
+    every thread finished or the run ended early (see :class:`Outcome`).
+
+    ``max_steps`` bounds the clock; ``livelock_steps`` (``None``: off) bounds the steps
+    between two :meth:`progress` calls; ``hang_timeout`` is the wall-clock time a thread
+    may run without reaching a schedule point. A model thread that raises ends the run
+    as FAILED (``stop_on_error``); the exception is also passed on to
+    ``threading.excepthook`` as a free-running thread's would be (``propagate_errors``).
+    Threads the scheduler did not spawn run free: their points are no-ops.
+    """
+
+    controlled = True
+
+    def __init__(self, strategy: Strategy, *, max_steps: int = 100_000,
+                 livelock_steps: int | None = None, hang_timeout: float = 5.0,
+                 stop_on_error: bool = True, propagate_errors: bool = True,
+                 meta: dict[str, Any] | None = None) -> None:
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be positive, got {max_steps}")
+        if livelock_steps is not None and livelock_steps < 1:
+            raise ValueError(f"livelock_steps must be positive or None, got {livelock_steps}")
+        if hang_timeout <= 0:
+            raise ValueError(f"hang_timeout must be positive seconds, got {hang_timeout}")
+        self.name = strategy.name
+        self.strategy = strategy
+        self.max_steps = max_steps
+        self.livelock_steps = livelock_steps
+        self.hang_timeout = hang_timeout
+        self.stop_on_error = stop_on_error
+        self.propagate_errors = propagate_errors
+        self.meta = dict(meta or {})
+        self._lock = threading.Lock()
+        self._cv = threading.Condition(self._lock)     # wait() sleeps here
+        self._tls = threading.local()
+        # Guarded by _lock (and written only by the token holder while the run is on):
+        self._threads: list[_Thread] = []              # start order, finished included
+        self._by_name: dict[str, _Thread] = {}         # latest thread of each name
+        self._running: _Thread | None = None           # the token holder
+        self._prev: _Thread | None = None              # ran the last step
+        self._clock = 0
+        self._epoch = 0                                # bumped by every step/time jump
+        self._steps: list[Step] = []
+        self._preemptions: list[int] = []
+        self._asked_index = -1                         # decision index last asked about
+        self._blocked_now: list[str] = []              # probes that failed at this index
+        self._first_default = ""                       # Decision.default at its first ask
+        self._defaults: list[str] = []                 # ... of every step taken
+        self._last_switch = 0.0                        # wall clock of the last hand-over
+        self._last_progress = 0
+        self._progress_label = "(none)"
+        self._started = False
+        self._outcome: Outcome | None = None
+        self._report = ""
+        self._final: dict[str, str] = {}
+        self._errors: list[ThreadError] = []
+        self._internal: BaseException | None = None    # strategy error, raised by wait()
+        self._culprit: str | None = None               # the hung thread
+
+    # -- the API model code calls -------------------------------------------------
+
+    def point(self, label: str) -> None:
+        me: _Thread | None = getattr(self._tls, "me", None)
+        if me is None:
+            return                       # not a model thread: runs free
+        with self._lock:
+            if self._outcome is not None:
+                self._unwind(me)
+                return
+            me.label = label
+            me.status = _RUNNABLE
+            self._dispatch_locked()      # may pick me again: then my semaphore has a permit
+        self._park(me)                   # pairs with sem.release() in _dispatch_locked
+
+    def wait_until(self, cond: Callable[[], Any], what: str,
+                   timeout: float | None = None) -> bool:
+        me: _Thread | None = getattr(self._tls, "me", None)
+        if me is None:
+            return super().wait_until(cond, what, timeout)
+        # Unlocked reads: _outcome only goes from None to set, and _clock is written
+        # by the token holder alone, which is this thread (invariant T).
+        if self._outcome is not None:
+            return self._unwind_wait(me, cond, timeout)
+        if cond():
+            return True                  # no point: the step goes on (see module doc)
+        deadline = None if timeout is None else self._clock + max(1, math.ceil(timeout))
+        return self._block(me, cond, what, deadline)
+
+    def sleep(self, seconds: float) -> None:
+        me: _Thread | None = getattr(self._tls, "me", None)
+        if me is None:
+            time.sleep(0)                # a driver's sleep means nothing in step time
+            return
+        if seconds <= 0:
+            self.point("sleep")
+            return
+        if self._outcome is not None:
+            self._unwind(me)
+            return
+        self._block(me, None, "sleep", self._clock + math.ceil(seconds))
+
+    def now(self) -> float:
+        return self._clock
+
+    def progress(self, label: str) -> None:
+        # Written by the token holder (a model thread) or, before the run, the driver.
+        self._last_progress = self._clock
+        self._progress_label = f"{label} at step {self._clock}"
+
+    def spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"a model thread needs a non-empty string name, got {name!r}")
+        return _ModelThread(self, _Thread(name, target))
+
+    # -- the driver's API -----------------------------------------------------------
+
+    def wait(self) -> RunResult:
+        """Start the run (first decision) and return its result when it is over.
+
+        Call from the thread that installed the scheduler, after starting the model
+        threads. Raises :class:`~rcu_pgdat.errors.TraceError` (or another error) when
+        the strategy could not go on, after every model thread has stopped.
+        """
+        if getattr(self._tls, "me", None) is not None:
+            raise UsageError("wait() is called by the driver, not from a model thread")
+        with self._lock:
+            if self._started:
+                raise UsageError("a ControlledScheduler runs once; create a new one per run")
+            self._started = True
+            self._last_switch = time.monotonic()
+            self._dispatch_locked()
+            poll = min(0.1, self.hang_timeout / 4)
+            while self._outcome is None:
+                self._cv.wait(poll)
+                running = self._running
+                if (self._outcome is None and running is not None
+                        and time.monotonic() - self._last_switch > self.hang_timeout):
+                    self._end_locked(Outcome.HANG, self._hang_report(running), running.name)
+        stuck = self._join_all()
+        if self._internal is not None:
+            raise self._internal
+        return self._result(stuck)
+
+    def stop(self, reason: str = "stopped by request") -> None:
+        """End the run: every model thread raises :class:`RunStopped` at its next point."""
+        with self._lock:
+            self._end_locked(Outcome.STOPPED, reason)
+
+    def deactivate(self) -> None:
+        # Uninstalled with threads still parked (the driver never called wait(), or
+        # raised): stop them so that none is left behind.
+        with self._lock:
+            pending = self._outcome is None and bool(self._threads)
+            if pending:
+                self._end_locked(Outcome.STOPPED, "the scheduler was uninstalled first")
+        if pending:
+            self._join_all()
+
+    # -- blocking ----------------------------------------------------------------------
+
+    def _block(self, me: _Thread, cond: Callable[[], Any] | None, what: str,
+               deadline: int | None) -> bool:
+        """Park ``me`` until ``cond`` (None: only time) holds or ``deadline`` is due."""
+        with self._lock:
+            me.status = _BLOCKED
+            me.label = what
+            me.what = what if deadline is None else f"{what} (until step {deadline})"
+            me.waits = cond is not None
+            me.deadline = deadline
+            while True:
+                me.epoch = self._epoch           # cond is false as of now (invariant B)
+                self._dispatch_locked()
+                self._lock.release()
+                try:
+                    self._park(me)               # RUN: granted (due); PROBE: try cond
+                    probe = me.wake == _PROBE
+                    try:
+                        ok = bool(cond()) if cond is not None else False
+                    except BaseException:
+                        if probe:
+                            with self._lock:
+                                self._grant_locked(me)   # raising is a step too
+                        raise
+                finally:
+                    self._lock.acquire()
+                if self._outcome is not None:    # ended (a hang elsewhere) meanwhile
+                    self._unwind(me)
+                    return ok
+                if ok or not probe:
+                    if probe:
+                        self._grant_locked(me)
+                    me.deadline = None
+                    me.waits = False
+                    return ok
+                self._blocked_now.append(me.name)  # still blocked: decide again
+
+    def _park(self, me: _Thread) -> None:
+        """Wait for the token; raise RunStopped if woken to unwind."""
+        me.sem.acquire()                 # the releaser set me.wake first, under the lock
+        if me.wake == _STOP:
+            me.unwinding = True
+            raise RunStopped(f"{me.name}: the run ended ({self._outcome and self._outcome.value})")
+
+    def _unwind(self, me: _Thread) -> None:
+        """A point after the run ended: raise once, then let the unwinding run free."""
+        if not me.unwinding:
+            me.unwinding = True
+            raise RunStopped(f"{me.name}: the run ended")
+
+    def _unwind_wait(self, me: _Thread, cond: Callable[[], Any],
+                     timeout: float | None) -> bool:
+        self._unwind(me)
+        if cond():
+            return True
+        if timeout is not None:
+            return False
+        raise RunStopped(f"{me.name}: cannot wait while the run is unwinding")
+
+    # -- decisions (lock held, by the thread giving up the token) -----------------------
+
+    def _candidates(self, live: list[_Thread]) -> list[_Thread]:
+        clock, epoch = self._clock, self._epoch
+        return [t for t in live if t.status == _RUNNABLE or (
+            t.status == _BLOCKED and ((t.deadline is not None and t.deadline <= clock)
+                                      or (t.waits and t.epoch < epoch)))]
+
+    def _dispatch_locked(self) -> None:
+        """Hand the token to the next thread, or end the run."""
+        self._running = None
+        while self._outcome is None:
+            live = [t for t in self._threads if t.status != _FINISHED]
+            if not live:
+                self._end_locked(Outcome.OK, "")
+                return
+            cands = self._candidates(live)
+            if not cands:
+                due = [t.deadline for t in live if t.deadline is not None]
+                if due:
+                    self._clock = max(self._clock, min(due))   # idle: time jumps
+                    self._epoch += 1
+                    continue
+                self._end_locked(Outcome.DEADLOCK, self._deadlock_report(live))
+                return
+            if self._clock >= self.max_steps:
+                self._end_locked(Outcome.BUDGET, f"the budget of {self.max_steps} steps "
+                                 "ran out")
+                return
+            if (self.livelock_steps is not None
+                    and self._clock - self._last_progress >= self.livelock_steps):
+                self._end_locked(Outcome.LIVELOCK, self._livelock_report(live))
+                return
+            first_ask = self._asked_index != len(self._steps)
+            if first_ask:
+                self._asked_index = len(self._steps)
+                self._blocked_now = []
+            decision = Decision(self._clock, len(self._steps), tuple(t.name for t in cands),
+                                self._prev.name if self._prev else None,
+                                tuple(self._blocked_now), self)
+            if first_ask:
+                self._first_default = decision.default
+            try:
+                name = self.strategy.choose(decision)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by wait()
+                self._internal = exc
+                self._end_locked(Outcome.STOPPED, f"the strategy failed: {exc}")
+                return
+            if name is None:
+                self._end_locked(Outcome.ABANDONED, "the strategy abandoned the run")
+                return
+            chosen = next((t for t in cands if t.name == name), None)
+            if chosen is None:
+                self._internal = UsageError(
+                    f"strategy {self.strategy.name} chose {name!r} at step {self._clock}, "
+                    f"which is not a candidate ({', '.join(decision.candidates)})")
+                self._end_locked(Outcome.STOPPED, str(self._internal))
+                return
+            self._last_switch = time.monotonic()
+            if chosen.status == _RUNNABLE or (chosen.deadline is not None
+                                              and chosen.deadline <= self._clock):
+                self._grant_locked(chosen)
+                chosen.wake = _RUN
+            else:
+                self._running = chosen           # a probe: it decides again if still blocked
+                chosen.wake = _PROBE
+            chosen.sem.release()                 # hand-over; pairs with _park()
+            return
+
+    def _grant_locked(self, t: _Thread) -> None:
+        """Record the step ``t`` takes now and give it the token."""
+        prev = self._prev
+        if prev is not None and prev is not t and prev.status == _RUNNABLE:
+            self._preemptions.append(self._clock)
+        self._steps.append(Step(self._clock, t.name, t.label))
+        self._defaults.append(self._first_default)
+        t.last_step = self._clock
+        self._clock += 1
+        self._epoch += 1
+        self._prev = t
+        self._running = t
+        t.status = _RUNNING
+
+    def _end_locked(self, outcome: Outcome, report: str, culprit: str | None = None) -> None:
+        """End the run (first call wins) and wake every parked thread to unwind."""
+        if self._outcome is not None:
+            return
+        self._culprit = culprit
+        if outcome is Outcome.OK and self._errors:
+            outcome = Outcome.FAILED
+        self._outcome = outcome
+        self._report = report
+        self._final = {t.name: self.explain(t.name) for t in self._threads}
+        self._running = None
+        for t in self._threads:
+            if t.status != _FINISHED:
+                t.wake = _STOP
+                t.sem.release()
+        self._cv.notify_all()
+
+    # -- threads ---------------------------------------------------------------------
+
+    def _register(self, rec: _Thread) -> None:
+        me: _Thread | None = getattr(self._tls, "me", None)
+        with self._lock:
+            if self._started and me is None and self._outcome is None:
+                raise UsageError(f"cannot start model thread {rec.name!r} from outside the "
+                                 "run while it runs: start threads before wait() or from "
+                                 "model threads")
+            old = self._by_name.get(rec.name)
+            if old is not None and old.status != _FINISHED:
+                raise UsageError(f"a model thread named {rec.name!r} is already running; "
+                                 "names identify threads in traces, make them unique")
+            self._threads.append(rec)
+            self._by_name[rec.name] = rec
+            if self._outcome is not None:
+                rec.wake = _STOP
+                rec.sem.release()
+
+    def _thread_main(self, rec: _Thread) -> None:
+        self._tls.me = rec
+        error: BaseException | None = None
+        try:
+            self._park(rec)
+            rec.target()
+        except RunStopped:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - recorded, then passed on
+            error = exc
+            with self._lock:
+                if self._outcome is None:
+                    rec.error = type(exc).__name__
+                    self._errors.append(ThreadError(rec.name, rec.last_step, exc,
+                                                    traceback.format_exc()))
+                    if self.stop_on_error:
+                        self._end_locked(Outcome.FAILED, "")
+                else:
+                    error = None         # raised while unwinding: not the run's result
+        finally:
+            with self._lock:
+                rec.status = _FINISHED
+                if self._running is rec:
+                    self._dispatch_locked()
+                self._cv.notify_all()
+            self._tls.me = None
+        if error is not None and self.propagate_errors:
+            raise error
+
+    def _join_all(self) -> list[str]:
+        """Wait (wall clock, bounded) for every model thread to exit; the rest are stuck."""
+        deadline = time.monotonic() + max(1.0, self.hang_timeout)
+        with self._lock:
+            threads = [t.thread for t in self._threads if t.thread is not None]
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return [t.name for t in threads if t.is_alive()]
+
+    # -- what people read ---------------------------------------------------------------
+
+    def label_of(self, name: str) -> str | None:
+        t = self._by_name.get(name)
+        return None if t is None else t.label
+
+    def explain(self, name: str) -> str:
+        t = self._by_name.get(name)
+        if t is None:
+            return "was never started"
+        if t.error:
+            return f"raised {t.error}"
+        if t.status == _FINISHED:
+            return "finished"
+        if t.status == _BLOCKED:
+            return f"waits for {t.what}" if t.waits else f"sleeps {t.what}"
+        if t.status == _RUNNING:
+            return f"runs after {t.label}"
+        return f"at {t.label}"
+
+    def _states(self, threads: list[_Thread], stacks: bool = True) -> str:
+        lines = []
+        for t in threads:
+            lines.append(f"  {t.name}: {self.explain(t.name)} (last ran at step {t.last_step})")
+            if stacks:
+                lines.append(thread_stack(t.thread))
+        return "\n".join(lines)
+
+    def _deadlock_report(self, live: list[_Thread]) -> str:
+        return (f"deadlock at step {self._clock}: every live model thread is blocked\n"
+                + self._states(live))
+
+    def _livelock_report(self, live: list[_Thread]) -> str:
+        return (f"livelock at step {self._clock}: no progress in {self.livelock_steps} steps "
+                f"(last progress: {self._progress_label})\n" + self._states(live))
+
+    def _hang_report(self, t: _Thread) -> str:
+        others = [o for o in self._threads if o is not t and o.status != _FINISHED]
+        return (f"hang at step {self._clock}: model thread {t.name} ran for more than "
+                f"{self.hang_timeout:g} s of wall-clock time without reaching a schedule "
+                f"point (it ran from {t.label!r}). It is blocked where the scheduler cannot "
+                "see it (a threading lock, a C call, time.sleep, a join): make that wait "
+                "go through sched.wait_until, sched.Mutex, sched.Event or sched.sleep.\n"
+                f"  {t.name} is here:\n{thread_stack(t.thread)}\n"
+                + (f"other threads:\n{self._states(others, stacks=False)}" if others else ""))
+
+    def _result(self, stuck: list[str]) -> RunResult:
+        outcome = self._outcome or Outcome.STOPPED
+        failure: dict[str, Any] | None = None
+        if self._errors:
+            err = self._errors[0]
+            failure = {"thread": err.thread, "step": err.step, "error": err.summary()}
+        elif outcome in FAILURES:
+            culprit = self._by_name.get(self._culprit) if self._culprit else None
+            step = culprit.last_step if culprit is not None else self._clock
+            failure = {"thread": self._culprit, "step": step, "error": outcome.value}
+        trace = Trace(steps=tuple(self._steps),
+                      threads=tuple(dict.fromkeys(t.name for t in self._threads)),
+                      strategy=self.strategy.describe(),
+                      config={"max_steps": self.max_steps,
+                              "livelock_steps": self.livelock_steps},
+                      outcome=outcome.value, failure=failure, end=self._clock,
+                      final=self._final, preemptions=tuple(self._preemptions),
+                      meta=self.meta)
+        return RunResult(outcome, trace, list(self._errors), self._report, stuck,
+                         tuple(self._defaults))
