@@ -10,6 +10,7 @@ thread's stack, and the run still ends (DESIGN.md, invariant 3).
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import threading
 import time
@@ -18,13 +19,26 @@ from typing import Any, Callable, TextIO
 
 from rcu_pgdat import sched
 from rcu_pgdat.check import Collector, Kind, Violation, thread_stacks
+from rcu_pgdat.mm._broken import MUTANTS
 from rcu_pgdat.mm.system import System, SystemConfig
 from rcu_pgdat.mm.topology import Topology
 
 from .plugins import load_flavor, load_srcu
 from .workers import WORKER_KINDS, RunContext, WorkerStats, run_worker
 
-__all__ = ["RunConfig", "RunResult", "run"]
+__all__ = ["RunConfig", "RunResult", "run", "SCHED_MODES"]
+
+#: ``RunConfig.sched`` values :func:`run` understands: ``stress`` (seeded yields at schedule
+#: points, a tiny switch interval), ``naive`` (the default scheduler: points do nothing,
+#: the interpreter keeps its own switch interval; a baseline for benchmarks), or the
+#: controlled modes ``random``, ``pct`` and ``dfs`` (``stress.controlled``).
+SCHED_MODES = ("stress", "naive", "random", "pct", "dfs")
+#: The modes in which exactly one model thread runs between two schedule points.
+CONTROLLED_SCHED = ("random", "pct", "dfs")
+
+#: Durations of the model per mode: seconds free-running, scheduler steps controlled.
+FREE_TIMES = {"sleep_time": 0.02, "remover_pause": 0.001, "offline_timeout": 0.5}
+CONTROLLED_TIMES = {"sleep_time": 3000.0, "remover_pause": 10.0, "offline_timeout": 3000.0}
 
 
 @dataclass
@@ -51,6 +65,15 @@ class RunConfig:
     status_interval: float = 2.0
     keep_going: bool = False
     scenario: str | None = None
+    #: A broken variant of the model by name (``rcu_pgdat.mm._broken.MUTANTS``): the
+    #: run must report it. ``None``: the model as configured.
+    mutant: str | None = None
+    #: Controlled modes: the step budget (workers stop at this clock), PCT's depth,
+    #: DFS's preemption bound, and a schedule to replay instead of a seed's.
+    steps: int = 20000
+    pct_depth: int = 3
+    max_preemptions: int = 2
+    replay: str | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` with one line saying what is impossible."""
@@ -68,10 +91,29 @@ class RunConfig:
         if self.allocators + self.iterators + self.sleepers + self.policy_users == 0:
             raise ValueError("no reader threads: give at least one allocator, iterator, "
                              "sleeper or policy user")
+        if self.sched not in SCHED_MODES:
+            raise ValueError(f"--sched must be one of {', '.join(SCHED_MODES)}, "
+                             f"got {self.sched!r}")
+        if self.steps < 1:
+            raise ValueError(f"--steps must be positive, got {self.steps}")
+        if self.pct_depth < 1:
+            raise ValueError(f"--pct-depth must be at least 1, got {self.pct_depth}")
+        if self.max_preemptions < 0:
+            raise ValueError(f"--max-preemptions must be 0 or more, got {self.max_preemptions}")
         if self.stall_timeout <= 0:
             raise ValueError(f"--stall-timeout must be positive, got {self.stall_timeout}")
         SystemConfig(scheme=self.scheme, remover=self.remover, zonelist_mode=self.zonelist,
                      policy_mode=self.policy_mode).validate()
+        if self.mutant is not None:
+            if self.mutant not in MUTANTS:
+                raise ValueError(f"unknown mutant {self.mutant!r}: {', '.join(MUTANTS)}")
+            needs = MUTANTS[self.mutant].scheme
+            if needs != self.scheme:
+                raise ValueError(f"mutant {self.mutant} needs --scheme {needs}, "
+                                 f"not {self.scheme}")
+            if MUTANTS[self.mutant].remover_cls is not None and self.remover != "corrected":
+                raise ValueError(f"mutant {self.mutant} replaces the remover: leave "
+                                 f"--remover at corrected, not {self.remover}")
 
     def thread_plan(self) -> list[tuple[str, str]]:
         """``(kind, thread name)`` of every worker, in creation order (deterministic)."""
@@ -101,6 +143,8 @@ class RunResult:
     elapsed: float
     interrupted: bool = False
     gp_latencies: dict[str, list[float]] = field(default_factory=dict)
+    #: Controlled runs: the scheduler's result (outcome, steps, trace, table).
+    schedule: Any = None
 
     @property
     def ok(self) -> bool:
@@ -157,33 +201,74 @@ def report_stall(system: System, subject: str, what: str) -> None:
         details=f"{system!r}\n{system.stop_machine!r}\n\n{thread_stacks()}"))
 
 
+@dataclass
+class Built:
+    """A freshly built run: the model, the shared context, and one body per thread."""
+
+    system: System
+    ctx: RunContext
+    stats: dict[str, WorkerStats]
+    bodies: dict[str, Callable[[], None]]
+
+
+def build(cfg: RunConfig, *, controlled: bool = False) -> Built:
+    """Build the model and the workers of ``cfg`` (nothing runs yet).
+
+    Free-running, durations are seconds; controlled, they are scheduler steps
+    (``CONTROLLED_TIMES``), and workers stop once the clock reaches ``cfg.steps``.
+    """
+    rcu = load_flavor(cfg.flavor)
+    srcu = load_srcu(cfg.srcu)
+    collector = Collector(stop_on_first=not cfg.keep_going)
+    topology = Topology(nr_nodes=cfg.nodes, nr_cpus=cfg.cpus)
+    broken = MUTANTS[cfg.mutant].system_kwargs() if cfg.mutant is not None else {}
+    times = CONTROLLED_TIMES if controlled else FREE_TIMES
+    system = System(SystemConfig(topology=topology, scheme=cfg.scheme, remover=cfg.remover,
+                                 zonelist_mode=cfg.zonelist, policy_mode=cfg.policy_mode,
+                                 offline_timeout=times["offline_timeout"], seed=cfg.seed),
+                    rcu, srcu, collector, **broken)
+    ctx = RunContext(system, sched.Event("run.stop"), cfg.seed,
+                     sleep_time=times["sleep_time"], remover_pause=times["remover_pause"],
+                     deadline=float(cfg.steps) if controlled else math.inf)
+    stats: dict[str, WorkerStats] = {}
+    bodies: dict[str, Callable[[], None]] = {}
+    for kind, name in cfg.thread_plan():
+        reader = kind not in ("remover", "fake-writer")
+        task = system.new_task(name, reader=reader)
+        stats[name] = WorkerStats(kind)
+        bodies[name] = functools.partial(run_worker, ctx, task, stats[name], WORKER_KINDS[kind])
+    return Built(system, ctx, stats, bodies)
+
+
+def gp_latencies(system: System) -> dict[str, list[float]]:
+    """Grace-period latencies per flavor/domain key (scheduler time)."""
+    latencies = {}
+    for attr in ("rcu", "srcu"):
+        wrapper = getattr(system.scheme, attr, None)
+        if wrapper is not None:
+            latencies[wrapper.key] = list(wrapper.gp_latencies)
+    return latencies
+
+
 def run(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
         progress: Callable[[dict[str, Any]], None] | None = None,
         stop: threading.Event | None = None) -> RunResult:
     """Run one stress test as configured; never raises for what the run finds."""
     cfg.validate()
-    rcu = load_flavor(cfg.flavor)
-    srcu = load_srcu(cfg.srcu)
-    collector = Collector(stop_on_first=not cfg.keep_going)
-    topology = Topology(nr_nodes=cfg.nodes, nr_cpus=cfg.cpus)
-    system = System(SystemConfig(topology=topology, scheme=cfg.scheme, remover=cfg.remover,
-                                 zonelist_mode=cfg.zonelist, policy_mode=cfg.policy_mode,
-                                 seed=cfg.seed), rcu, srcu, collector)
-    ctx = RunContext(system, sched.Event("run.stop"), cfg.seed)
-    scheduler = sched.StressScheduler(seed=cfg.seed)
-    stats: dict[str, WorkerStats] = {}
-    threads: list[threading.Thread] = []
+    if cfg.sched in CONTROLLED_SCHED:
+        from .controlled import run_controlled
+        return run_controlled(cfg)
+    built = build(cfg)
+    system, ctx, stats = built.system, built.ctx, built.stats
+    collector = system.collector
+    scheduler = (sched.StressScheduler(seed=cfg.seed) if cfg.sched == "stress"
+                 else sched.Scheduler())
     started = time.monotonic()
     interrupted = False
     with sched.install(scheduler), collector.install_excepthook(), \
             system.oracles.might_sleep_checks():
-        for kind, name in cfg.thread_plan():
-            reader = kind not in ("remover", "fake-writer")
-            task = system.new_task(name, reader=reader)
-            stats[name] = WorkerStats(kind)
-            body = WORKER_KINDS[kind]
-            threads.append(sched.spawn(
-                functools.partial(run_worker, ctx, task, stats[name], body), name))
+        threads = [sched.spawn(body, name) for name, body in built.bodies.items()]
+        ctx.deadline = started + cfg.duration
         for thread in threads:
             thread.start()
         watchdog = _Watchdog(system, stats["remover"], cfg.stall_timeout)
@@ -216,13 +301,8 @@ def run(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
         elif not stuck:
             report_stall(system, "of the callback workers",
                          f"Callback workers did not shut down within {cfg.stall_timeout:.1f}s")
-    latencies = {}
-    for attr in ("rcu", "srcu"):
-        wrapper = getattr(system.scheme, attr, None)
-        if wrapper is not None:
-            latencies[wrapper.key] = list(wrapper.gp_latencies)
     return RunResult(cfg, list(collector.violations), stats, system,
-                     time.monotonic() - started, interrupted, latencies)
+                     time.monotonic() - started, interrupted, gp_latencies(system))
 
 
 def _join(system: System, threads: list[threading.Thread], timeout: float) -> list[str]:

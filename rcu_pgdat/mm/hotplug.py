@@ -33,8 +33,11 @@ reader that could hold it); publish it with ``NODE_DATA()``, notifiers, set the 
 bit, rebuild zonelists, bring its CPUs up.
 
 A rolled-back offline leaves the node as it was: same online bit, not "being removed",
-zones not isolated, same pgdat and generation, its CPUs online. The last online node is
-never offlined. ``hotplug_lock`` (a Mutex) serializes removers.
+zones not isolated, same pgdat and generation, same zonelists, its CPUs online.
+``offline_node`` takes ``System.node_state`` before step 1 and compares it after every
+rollback (a ``bug`` report otherwise), and checks each zone's page accounting after
+step 3, so these invariants do not depend on the step methods a variant overrides.
+The last online node is never offlined. ``hotplug_lock`` (a Mutex) serializes removers.
 """
 
 from __future__ import annotations
@@ -79,19 +82,26 @@ class Remover:
                 return NOT_ONLINE
             if s.node_online.weight() <= 1:
                 return LAST_NODE
+            before = s.node_state(nid)      # what a rollback must restore exactly
             s.phase = f"offline node{nid}: cpus"
             self.offline_cpus(nid)
             s.phase = f"offline node{nid}: isolate"
             self.isolate_zones(nid)
             s.phase = f"offline node{nid}: pages"
-            if not self.offline_pages(nid):
+            pages_off = self.offline_pages(nid)
+            for zone in s.pgdat(nid).node_zones:
+                s.check_zone_accounting(zone, f"in offline of node{nid}")
+            if not pages_off:
                 self.rollback(nid)
+                s.check_rolled_back(before, EBUSY)
                 return EBUSY
             s.phase = f"offline node{nid}: notifiers"
             if self.notify_going_offline(nid) is not None:
                 self.rollback(nid)
+                s.check_rolled_back(before, VETO)
                 return VETO
             s.notifier.notify(MEM_OFFLINE, nid)
+            s.check_policies(nid)           # from here on no policy may name the node
             s.phase = f"offline node{nid}: unpublish"
             pgdat = self.unpublish(nid)
             s.phase = f"offline node{nid}: zonelists"
@@ -99,6 +109,7 @@ class Remover:
             s.phase = f"offline node{nid}: grace period"
             self.wait_grace_period()
             s.phase = f"offline node{nid}: release"
+            s.check_node_pages_returned(pgdat)  # freed or kept (reuse): every page back
             self.release_node(nid, pgdat)
             s.node_removing.clear(nid)
             s.check_policies(nid)
@@ -161,7 +172,6 @@ class Remover:
         """Step 8: free the pgdat and its zones, or keep them (``reuse``)."""
         s = self.system
         if s.scheme.frees_pgdat:
-            s.check_node_pages_returned(pgdat)
             free_node_data(s.allocator, pgdat)
         s.stats.pgdats_released += 1
 

@@ -16,6 +16,10 @@ and is counted by the remover as a page it must wait for.
 ``free_pages(page)`` returns the block to the zone it lives in *now*: migration may have
 moved it, so it takes the zone lock and re-checks ``page.zone`` under it.
 
+The steps are methods of :class:`PageAllocator` (one per system, chosen with
+``System(page_allocator_cls=...)``); the module functions are the kernel-named entry
+points and delegate to it.
+
 Page records are plain objects (not tracked memory): a block's identity is its
 ``pfn``; ``state`` is written under the lock of the zone that holds it.
 """
@@ -32,7 +36,9 @@ if TYPE_CHECKING:
     from .system import System
     from .task import Task
 
-__all__ = ["Page", "alloc_pages", "free_pages", "migrate_zone_pages", "policy_node"]
+__all__ = ["Page", "PageAllocator", "alloc_pages", "free_pages", "migrate_zone_pages",
+           "policy_node"]
+
 
 class Page:
     """A block of ``2**order`` pages handed out by ``alloc_pages``."""
@@ -78,83 +84,113 @@ def policy_node(system: "System", task: "Task", policy: Mempolicy) -> int:
     return nid if system.node_online.test(nid) else local
 
 
-def _claim(system: "System", zone: Zone, order: int, owner: str) -> Page | None:
-    """Take ``2**order`` pages from ``zone`` under its lock, or ``None``."""
-    want = 1 << order
-    with zone.lock:
-        if zone.isolated or zone.free_pages < want:
-            return None
-        sched.point("alloc:claim")
-        zone.free_pages -= want
-        page = Page(system.next_pfn(), zone, zone.zone_pgdat, order, owner)
-        system.ledger_alloc(page)
-        return page
+class PageAllocator:
+    """The page allocator of one :class:`~rcu_pgdat.mm.system.System` (one per system).
+
+    Each step is a method so that a broken variant (``rcu_pgdat.mm._broken``) overrides
+    exactly one, passed as ``System(page_allocator_cls=...)``; the checks that catch it
+    (``System.ledger_alloc``/``ledger_free``, the remover's accounting checks) live
+    outside this class.
+    """
+
+    def __init__(self, system: "System") -> None:
+        self.system = system
+
+    def claim(self, zone: Zone, order: int, owner: str) -> Page | None:
+        """Take ``2**order`` pages from ``zone`` under its lock, or ``None``.
+
+        The isolation test and the claim are one step under the zone lock, the lock the
+        remover isolates under: a claim either sees the zone isolated or is counted by
+        the remover's page wait (module docstring).
+        """
+        want = 1 << order
+        with zone.lock:
+            if zone.isolated or zone.free_pages < want:
+                return None
+            sched.point("alloc:claim")
+            zone.free_pages -= want
+            page = Page(self.system.next_pfn(), zone, zone.zone_pgdat, order, owner)
+            self.system.ledger_alloc(page)
+            return page
+
+    def alloc_pages(self, task: "Task", order: int = 0) -> Page | None:
+        """Allocate a block for ``task`` by its policy; ``None`` when nothing is free.
+
+        Inside ``pgdat_remove_read_lock()`` (see the module docstring for why it is safe).
+        """
+        system = self.system
+        policy = task.mempolicy                    # one load: a consistent snapshot
+        bind = policy.nodes if policy.mode == MPOL_BIND else None
+        system.scheme.read_lock(task)
+        try:
+            while True:
+                seq = system.zonelist_seq.begin()
+                nid = policy_node(system, task, policy)
+                pgdat = system.NODE_DATA(nid)
+                if pgdat is None:
+                    return None      # the local node went away under a broken remover
+                for zone in list(pgdat.node_zonelists.zonerefs):
+                    sched.point("alloc:zone")
+                    if bind is not None and zone.zone_pgdat not in bind:
+                        continue
+                    page = self.claim(zone, order, task.name)
+                    if page is not None:
+                        return page
+                if not system.zonelist_seq.retry(seq):
+                    return None
+                system.stats.zonelist_retries += 1
+        finally:
+            system.scheme.read_unlock(task)
+
+    def free_pages(self, page: Page) -> None:
+        """Return ``page`` to the zone that holds it now (it may have been migrated)."""
+        while True:
+            zone = page.zone
+            with zone.lock:
+                if page.zone is not zone:
+                    continue                         # migrated meanwhile: follow it
+                sched.point("free:return")
+                self.system.ledger_free(page)
+                zone.free_pages += page.nr_pages
+                page.state = "free"
+                return
+
+    def migrate_zone_pages(self, zone: Zone, live: list[Page], targets: list[Zone]) -> int:
+        """Move every allocated block of ``zone`` to one of ``targets``; returns blocks moved.
+
+        Called by the remover with ``zone`` isolated. Lock order: the source zone, then
+        the target (targets are never isolated, sources always are, so no cycle).
+        """
+        moved = 0
+        for page in live:
+            with zone.lock:
+                if page.zone is not zone or page.state != "allocated":
+                    continue
+                for target in targets:
+                    with target.lock:
+                        if target.isolated or target.free_pages < page.nr_pages:
+                            continue
+                        sched.point("migrate:move")
+                        target.free_pages -= page.nr_pages
+                        zone.free_pages += page.nr_pages
+                        page.zone = target
+                        page.nid = target.zone_pgdat
+                        moved += 1
+                        break
+        return moved
 
 
 def alloc_pages(system: "System", task: "Task", order: int = 0) -> Page | None:
-    """Allocate a block for ``task`` by its policy; ``None`` when nothing is free.
-
-    Inside ``pgdat_remove_read_lock()`` (see the module docstring for why it is safe).
-    """
-    policy = task.mempolicy                    # one load: a consistent snapshot
-    bind = policy.nodes if policy.mode == MPOL_BIND else None
-    system.scheme.read_lock(task)
-    try:
-        while True:
-            seq = system.zonelist_seq.begin()
-            nid = policy_node(system, task, policy)
-            pgdat = system.NODE_DATA(nid)
-            if pgdat is None:
-                return None      # the local node went away under a broken remover
-            for zone in list(pgdat.node_zonelists.zonerefs):
-                sched.point("alloc:zone")
-                if bind is not None and zone.zone_pgdat not in bind:
-                    continue
-                page = _claim(system, zone, order, task.name)
-                if page is not None:
-                    return page
-            if not system.zonelist_seq.retry(seq):
-                return None
-            system.stats.zonelist_retries += 1
-    finally:
-        system.scheme.read_unlock(task)
+    """``alloc_pages()``: the system's page allocator allocates for ``task``."""
+    return system.page_allocator.alloc_pages(task, order)
 
 
 def free_pages(system: "System", page: Page) -> None:
-    """Return ``page`` to the zone that holds it now (it may have been migrated)."""
-    while True:
-        zone = page.zone
-        with zone.lock:
-            if page.zone is not zone:
-                continue                         # migrated meanwhile: follow it
-            sched.point("free:return")
-            system.ledger_free(page)
-            zone.free_pages += page.nr_pages
-            page.state = "free"
-            return
+    """``free_pages()``: the system's page allocator takes ``page`` back."""
+    system.page_allocator.free_pages(page)
 
 
 def migrate_zone_pages(system: "System", zone: Zone, live: list[Page],
                        targets: list[Zone]) -> int:
-    """Move every allocated block of ``zone`` to one of ``targets``; returns blocks moved.
-
-    Called by the remover with ``zone`` isolated. Lock order: the source zone, then the
-    target (targets are never isolated, sources always are, so no cycle).
-    """
-    moved = 0
-    for page in live:
-        with zone.lock:
-            if page.zone is not zone or page.state != "allocated":
-                continue
-            for target in targets:
-                with target.lock:
-                    if target.isolated or target.free_pages < page.nr_pages:
-                        continue
-                    sched.point("migrate:move")
-                    target.free_pages -= page.nr_pages
-                    zone.free_pages += page.nr_pages
-                    page.zone = target
-                    page.nid = target.zone_pgdat
-                    moved += 1
-                    break
-    return moved
+    """Move ``zone``'s blocks in ``live`` to ``targets`` (see ``PageAllocator``)."""
+    return system.page_allocator.migrate_zone_pages(zone, live, targets)

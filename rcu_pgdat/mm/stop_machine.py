@@ -87,7 +87,16 @@ class StopMachine:
         return [t.name for t in self._tasks if t.state == RUNNING]
 
     def run(self, fn: Callable[[], T], what: str = "stop_machine") -> T:
-        """Run ``fn`` with no participant on a CPU; returns what ``fn`` returns."""
+        """Run ``fn`` with no participant on a CPU; returns what ``fn`` returns.
+
+        Raises ``UsageError`` when called by a participant that is on a CPU: it would
+        wait for itself to park, forever.
+        """
+        me = sched.current_name()
+        if any(t.name == me and t.state == RUNNING for t in self._tasks):
+            raise UsageError(f"{what}: stop_machine() called by participating task {me}, "
+                             "which would wait for itself; call it from a task that does "
+                             "not take part (Task(reader=False)) or go off CPU first")
         with self._lock:
             self.active = True                           # C: pairs with B in arrive()
             try:
@@ -110,16 +119,22 @@ class StopMachine:
             self.park(task)
 
     def park(self, task: Participant) -> None:
-        """At a safe point: if a stop-machine is in force, wait it out parked."""
-        if not self.active:
-            return
-        if task.atomic_depth:
-            raise UsageError(f"{task.name}: cond_resched() inside a non-preemptible "
-                             f"section (depth {task.atomic_depth}); a safe point must be "
-                             "outside every pgdat_remove_read_lock() section")
-        task.state = PARKED
-        sched.wait_until(lambda: not self.active, f"{task.name}: parked for stop_machine")
-        self.arrive(task)
+        """At a safe point: while a stop-machine is in force, wait it out parked.
+
+        A loop, not a call back into ``arrive``: a task that keeps meeting the next
+        stop-machine as it comes back (the remover takes a node's CPUs down one
+        stop-machine each) must not grow its stack once per stop.
+        """
+        while self.active:                               # B (again, after each A)
+            if task.atomic_depth:
+                raise UsageError(f"{task.name}: cond_resched() inside a non-preemptible "
+                                 f"section (depth {task.atomic_depth}); a safe point must "
+                                 "be outside every pgdat_remove_read_lock() section")
+            task.state = PARKED
+            sched.wait_until(lambda: not self.active,
+                             f"{task.name}: parked for stop_machine")
+            task.state = RUNNING                         # A: pairs with D in run()
+            sched.point("stop_machine:arrive")
 
     def leave(self, task: Participant) -> None:
         """``task`` goes off CPU (to sleep or block); it no longer holds a stop up."""

@@ -14,12 +14,23 @@ is caught at the reader's next field access.
 The invariants the model checks itself, independent of the code paths that keep them:
 
 * no allocation lands on an offline or isolated node (``ledger_alloc``);
-* pages are conserved: a block is freed once, a node's pages are all back before its
-  zones are freed, and at the end of a run every online zone is whole again;
+* pages are conserved: a block is freed once (``ledger_free``), each zone of a node
+  being offlined satisfies free + held == present under its lock
+  (``check_zone_accounting``: a lost or doubly returned page is caught at the next
+  offline of its node, not only at the end), a node's pages are all back before its
+  zones are freed or kept, and at the end of a run every online zone is whole again;
 * ``numa_node_id()`` never names an offline node (the RFC's ``BUG_ON``);
-* after an offline completes, no task's policy names the node.
+* once ``MEM_OFFLINE`` has been sent, and again when the offline completes, no task's
+  policy names the node (checked right after the chain: later, a policy user may
+  have replaced the offending policy and the bug would go unseen);
+* a vetoed or failed offline leaves the node exactly as it was (``node_state`` before,
+  ``check_rolled_back`` after).
 
-The ledger's ``_ledger_lock`` is a private ``threading.Lock`` held for dict updates only.
+These checks are called by ``Remover.offline_node`` and the page allocator's claim and
+free, never by the step methods a broken variant overrides (``_broken``).
+
+The ledger's ``_ledger_lock`` is a private ``threading.Lock`` held for dict updates only;
+it is taken under a zone lock (claim, free, ``check_zone_accounting``), never the reverse.
 """
 
 from __future__ import annotations
@@ -30,13 +41,14 @@ from typing import Any, Iterator
 
 from .. import sched
 from ..check import Collector, Kind, Oracles, TrackedAllocator, Violation
+from ..errors import UsageError
 from ..rcu.checked import CheckedRCU, CheckedSRCU
 from .hotplug import REMOVERS, Remover
 from .locks import SeqCount
 from .mempolicy import POLICY_MODES, MempolicyNotifier
 from .nodemask import NodeMap
 from .notifier import MemoryNotifier
-from .page_alloc import Page, migrate_zone_pages
+from .page_alloc import Page, PageAllocator
 from .pgdat import PglistData, Zone, alloc_node_data
 from .scheme import RCUScheme, ReuseScheme, RWLockScheme, Scheme
 from .stop_machine import StopMachine
@@ -44,7 +56,7 @@ from .task import Task
 from .topology import Topology
 from .zonelist import ZONELIST_MODES, build_all_zonelists
 
-__all__ = ["System", "SystemConfig", "SystemStats"]
+__all__ = ["NodeState", "System", "SystemConfig", "SystemStats"]
 
 
 @dataclass
@@ -78,6 +90,23 @@ class SystemConfig:
             raise ValueError("offline_timeout must be positive")
 
 
+@dataclass(frozen=True)
+class NodeState:
+    """A node's hotplug state (``System.node_state``), compared across a rollback.
+
+    ``listed_by``: online nodes whose zonelist leads to this node's zones.
+    """
+
+    nid: int
+    online: bool
+    removing: bool
+    pgdat: str
+    zones: tuple[tuple[str, bool], ...]
+    zonelist: tuple[str, ...]
+    listed_by: tuple[int, ...]
+    cpus: tuple[tuple[int, bool], ...]
+
+
 @dataclass
 class SystemStats:
     """Counters of the model (written by the remover, or atomically by one owner)."""
@@ -99,14 +128,16 @@ class System:
     def __init__(self, config: SystemConfig, rcu: Any, srcu: Any,
                  collector: Collector | None = None, *,
                  remover_cls: type[Remover] | None = None,
-                 policy_notifier_cls: type[MempolicyNotifier] = MempolicyNotifier) -> None:
+                 policy_notifier_cls: type[MempolicyNotifier] = MempolicyNotifier,
+                 scheme_cls: type[Scheme] | None = None,
+                 page_allocator_cls: type[PageAllocator] = PageAllocator) -> None:
         config.validate()
         self.config = config
         self.topology = config.topology
         self.collector = collector if collector is not None else Collector()
         self.oracles = Oracles(self.collector)
         self.allocator = TrackedAllocator(self.oracles, quarantine=config.quarantine)
-        self.scheme: Scheme = self._make_scheme(rcu, srcu)
+        self.scheme: Scheme = self._make_scheme(rcu, srcu, scheme_cls)
         n = self.topology.nr_nodes
         self.node_online = NodeMap(n, "node_online_map")
         self.node_removing = NodeMap(n, "node_removing_map")
@@ -121,15 +152,25 @@ class System:
         self._ledger: dict[int, Page] = {}
         self._ledger_lock = threading.Lock()
         self._pfn = 0
+        self.page_allocator = page_allocator_cls(self)
         self.remover = (remover_cls or REMOVERS[config.remover])(self)
         self.policy_notifier = policy_notifier_cls(self)
         self.notifier.register("mempolicy", self.policy_notifier)
         self._boot()
 
-    def _make_scheme(self, rcu: Any, srcu: Any) -> Scheme:
-        if self.config.scheme == "rwlock":
-            return RWLockScheme(self.oracles)
-        cls = ReuseScheme if self.config.scheme == "reuse" else RCUScheme
+    def _make_scheme(self, rcu: Any, srcu: Any, scheme_cls: type[Scheme] | None) -> Scheme:
+        """The configured scheme; ``scheme_cls`` (a subclass of it) replaces its class."""
+        cls: type[Scheme] = {"rcu": RCUScheme, "reuse": ReuseScheme,
+                             "rwlock": RWLockScheme}[self.config.scheme]
+        if scheme_cls is not None:
+            if not issubclass(scheme_cls, cls):
+                raise UsageError(f"scheme_cls {scheme_cls.__name__} is not a subclass of "
+                                 f"{cls.__name__}, the class of scheme "
+                                 f"{self.config.scheme!r}; configure the matching scheme")
+            cls = scheme_cls
+        if issubclass(cls, RWLockScheme):
+            return cls(self.oracles)
+        assert issubclass(cls, RCUScheme)
         return cls(self.oracles, CheckedRCU(rcu, self.oracles),
                    CheckedSRCU(srcu, self.oracles))
 
@@ -145,8 +186,13 @@ class System:
     # -- tasks ------------------------------------------------------------------------
 
     def new_task(self, name: str, reader: bool = True) -> Task:
-        """A task for a worker, on a CPU picked round-robin (call before it starts)."""
-        cpu = len(self.tasks) % self.topology.nr_cpus
+        """A task for a worker, on an online CPU picked round-robin (before it starts).
+
+        Only online CPUs: a task placed on a CPU of an offline node would trip the
+        ``numa_node_id()`` check at its first allocation.
+        """
+        online = self.cpus_online()
+        cpu = online[len(self.tasks) % len(online)]
         task = Task(self, name, cpu, self.config.seed, reader=reader)
         self.tasks.append(task)
         return task
@@ -257,7 +303,7 @@ class System:
     def migrate_zone(self, zone: Zone, targets: list[Zone]) -> int:
         """Move ``zone``'s live blocks to ``targets``; returns how many moved."""
         live = [page for page in self.live_pages() if page.zone is zone]
-        return migrate_zone_pages(self, zone, live, targets)
+        return self.page_allocator.migrate_zone_pages(zone, live, targets)
 
     def check_node_pages_returned(self, pgdat: PglistData) -> None:
         """Before a node's zones are freed: every page is back, none is still held."""
@@ -268,6 +314,55 @@ class System:
             self.report(Kind.BUG, f"in offline of node{pgdat.node_id}: pages not conserved",
                         f"zones not whole: {lost}; blocks still held: "
                         f"{[repr(p) for p in held[:5]]}")
+
+    def check_zone_accounting(self, zone: Zone, when: str) -> None:
+        """Pages conserved in one zone: free pages plus held blocks make what is present.
+
+        Checked under the zone's lock, which every claim, free and migration of a block
+        of this zone holds while it changes ``free_pages`` and the ledger together, so
+        the sum is exact at that moment, whatever other threads do.
+        """
+        with zone.lock:
+            held = sum(page.nr_pages for page in self.live_pages() if page.zone is zone)
+            free, present = zone.free_pages, zone.present_pages
+        if free + held != present:
+            why = "pages were lost" if free + held < present else "pages were freed twice"
+            self.report(Kind.BUG, f"{when}: node{zone.zone_pgdat} {zone.name} pages not "
+                        "conserved",
+                        f"{free} free + {held} in allocated blocks != {present} present: "
+                        f"{why}")
+
+    def node_state(self, nid: int) -> NodeState:
+        """What a rolled-back offline must leave exactly as it found (remover only).
+
+        Everything here changes only under the hotplug lock; free-page counts are left
+        out (allocators change them all the time, and migration moves blocks for good).
+        """
+        pgdat = self.node_data[nid]
+        zones: tuple[tuple[str, bool], ...] = ()
+        zonelist: tuple[str, ...] = ()
+        if pgdat is not None:
+            zones = tuple((repr(zone), zone.isolated) for zone in pgdat.node_zones)
+            zonelist = tuple(repr(zone) for zone in pgdat.node_zonelists.zonerefs)
+        listed_by = tuple(
+            other for other in range(self.topology.nr_nodes)
+            if (other_pgdat := self.node_data[other]) is not None
+            and self.node_online.test(other)
+            and any(zone.zone_pgdat == nid for zone in other_pgdat.node_zonelists.zonerefs))
+        return NodeState(nid, self.node_online.test(nid), self.node_removing.test(nid),
+                         repr(pgdat), zones, zonelist, listed_by,
+                         tuple((cpu, self.cpu_online[cpu])
+                               for cpu in self.topology.cpus_of(nid)))
+
+    def check_rolled_back(self, before: NodeState, result: str) -> None:
+        """After a failed offline (``result``): the node is exactly as ``before``."""
+        after = self.node_state(before.nid)
+        if after != before:
+            diff = [f"{name}: {getattr(before, name)!r} -> {getattr(after, name)!r}"
+                    for name in NodeState.__dataclass_fields__
+                    if getattr(before, name) != getattr(after, name)]
+            self.report(Kind.BUG, f"in offline of node{before.nid}: {result} rollback "
+                        "left the node changed", "; ".join(diff))
 
     def check_pages_conserved(self) -> None:
         """End of run (every worker has freed its blocks): every online zone is whole."""
@@ -281,7 +376,8 @@ class System:
                 continue
             for zone in pgdat.node_zones:
                 if zone.free_pages != zone.present_pages:
-                    self.report(Kind.BUG, f"at end of run: node{nid} {zone.name} not whole",
+                    self.report(Kind.BUG, f"at end of run: node{nid} {zone.name} pages "
+                                "not conserved",
                                 f"free {zone.free_pages} of {zone.present_pages} pages")
 
     # -- the remover's helpers -------------------------------------------------------

@@ -88,6 +88,7 @@ class Task:
         if self.atomic_depth:
             raise UsageError(f"{self.name}: cond_resched() inside a non-preemptible "
                              f"section (depth {self.atomic_depth})")
+        sched.yield_point("cond_resched")
         if not self.reader:
             return
         self.system.scheme.quiescent_state()

@@ -53,6 +53,7 @@ class _CheckedCallbacks:
         synchronize()
         self.gp_latencies.append(sched.now() - start)
         self.oracles.gp_end(token)
+        sched.progress(self.key)           # a grace period completed: no livelock
 
     def _wrap_callback(self, callback: Callable[[], Any]) -> Callable[[], Any]:
         # Queuing a callback does not wait: legal inside a read-side section.

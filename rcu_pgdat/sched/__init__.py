@@ -47,6 +47,7 @@ __all__ = [
     "Event",
     "Mutex",
     "point",
+    "yield_point",
     "wait_until",
     "sleep",
     "now",
@@ -89,6 +90,11 @@ __all__ = [
 
 #: A schedule point. Rebound by :func:`install`; see the module docstring.
 point: Callable[[str], None] = _state.active.point
+
+
+def yield_point(label: str) -> None:
+    """A voluntary yield (the model's ``cond_resched()``); see ``Scheduler.yield_point``."""
+    _state.active.yield_point(label)
 
 
 def wait_until(cond: Callable[[], Any], what: str, timeout: float | None = None) -> bool:

@@ -59,6 +59,10 @@ class Scheduler:
     def point(self, label: str) -> None:
         """A schedule point: other threads may run here. Free-running: nothing."""
 
+    def yield_point(self, label: str) -> None:
+        """A voluntary yield (``cond_resched()``): a point that offers the CPU away."""
+        self.point(label)
+
     # -- blocking --------------------------------------------------------------------
 
     def wait_until(self, cond: Callable[[], Any], what: str,

@@ -167,7 +167,8 @@ class _Thread:
     guarded by the scheduler lock (``unwinding`` is touched by the thread only)."""
 
     __slots__ = ("name", "target", "thread", "sem", "status", "label", "what", "waits",
-                 "deadline", "epoch", "wake", "last_step", "unwinding", "error")
+                 "deadline", "epoch", "wake", "last_step", "unwinding", "error", "in_cond",
+                 "yielded")
 
     def __init__(self, name: str, target: Callable[[], None]) -> None:
         self.name = name
@@ -184,6 +185,8 @@ class _Thread:
         self.last_step = -1
         self.unwinding = False
         self.error: str | None = None
+        self.in_cond = False                  # evaluating a wait condition (atomic)
+        self.yielded = False                  # stopped at a voluntary yield point
 
 
 class _ModelThread(threading.Thread):
@@ -272,17 +275,38 @@ class ControlledScheduler(Scheduler):
     # -- the API model code calls -------------------------------------------------
 
     def point(self, label: str) -> None:
+        self._point(label, False)
+
+    def yield_point(self, label: str) -> None:
+        self._point(label, True)
+
+    def _point(self, label: str, yielded: bool) -> None:
         me: _Thread | None = getattr(self._tls, "me", None)
-        if me is None:
-            return                       # not a model thread: runs free
+        if me is None or me.in_cond:
+            return                       # not a model thread, or inside a wait condition
         with self._lock:
             if self._outcome is not None:
                 self._unwind(me)
                 return
             me.label = label
             me.status = _RUNNABLE
+            me.yielded = yielded
             self._dispatch_locked()      # may pick me again: then my semaphore has a permit
         self._park(me)                   # pairs with sem.release() in _dispatch_locked
+
+    @staticmethod
+    def _eval(me: _Thread, cond: Callable[[], Any]) -> bool:
+        """Evaluate a wait condition atomically: schedule points inside it do nothing.
+
+        A condition may call code that has points of its own (an SRCU domain sums its
+        counters between points); handing the token over in the middle of a probe would
+        break invariant T, and a false condition must have no effect, points included.
+        """
+        me.in_cond = True
+        try:
+            return bool(cond())
+        finally:
+            me.in_cond = False
 
     def wait_until(self, cond: Callable[[], Any], what: str,
                    timeout: float | None = None) -> bool:
@@ -293,7 +317,7 @@ class ControlledScheduler(Scheduler):
         # by the token holder alone, which is this thread (invariant T).
         if self._outcome is not None:
             return self._unwind_wait(me, cond, timeout)
-        if cond():
+        if self._eval(me, cond):
             return True                  # no point: the step goes on (see module doc)
         deadline = None if timeout is None else self._clock + max(1, math.ceil(timeout))
         return self._block(me, cond, what, deadline)
@@ -387,7 +411,7 @@ class ControlledScheduler(Scheduler):
                     self._park(me)               # RUN: granted (due); PROBE: try cond
                     probe = me.wake == _PROBE
                     try:
-                        ok = bool(cond()) if cond is not None else False
+                        ok = self._eval(me, cond) if cond is not None else False
                     except BaseException:
                         if probe:
                             with self._lock:
@@ -422,7 +446,7 @@ class ControlledScheduler(Scheduler):
     def _unwind_wait(self, me: _Thread, cond: Callable[[], Any],
                      timeout: float | None) -> bool:
         self._unwind(me)
-        if cond():
+        if self._eval(me, cond):
             return True
         if timeout is not None:
             return False
@@ -467,7 +491,9 @@ class ControlledScheduler(Scheduler):
                 self._blocked_now = []
             decision = Decision(self._clock, len(self._steps), tuple(t.name for t in cands),
                                 self._prev.name if self._prev else None,
-                                tuple(self._blocked_now), self)
+                                tuple(self._blocked_now), self,
+                                prev_yielded=bool(self._prev and self._prev.yielded
+                                                  and self._prev.status == _RUNNABLE))
             if first_ask:
                 self._first_default = decision.default
             try:

@@ -25,6 +25,12 @@ ASPLOS 2010)
     ``depth=d`` finds a given bug of depth d with probability at least
     ``1 / (n * k**(d-1))``; independent seeds multiply the chance of a miss. The bound
     assumes ``steps >= k``: pass the program's length (sweeps measure it once).
+    Threads here loop rather than finish (workers run until the step budget), and a
+    thread of top priority that never blocks would starve the rest forever, which no
+    kernel scheduler does. So a thread that stops at a voluntary yield point
+    (``sched.yield_point``: the model's ``cond_resched()``) is demoted as a thread
+    calling ``sched_yield()`` gives its CPU away; these demotions are not change points
+    and do not count against ``depth``.
     Why not just Random: a bug that needs one thread to run w steps without a switch
     and then be preempted at one exact step is found by Random with probability about
     2**-w (it must keep the same thread w times in a row); PCT keeps the higher-priority
@@ -75,6 +81,8 @@ class Decision:
     which also counts idle time. ``prev`` ran the step before; it is a candidate only if
     it stopped at a schedule point, and then running anyone else is a *preemption*.
     ``blocked`` lists threads picked for this step that turned out to be still blocked.
+    ``prev_yielded``: ``prev`` stopped at a voluntary yield point (``sched.yield_point``,
+    the model's ``cond_resched()``), offering the CPU to others.
     """
 
     step: int
@@ -83,6 +91,7 @@ class Decision:
     prev: str | None
     blocked: tuple[str, ...]
     _view: _View = field(repr=False, compare=False)
+    prev_yielded: bool = False
 
     @property
     def default(self) -> str:
@@ -167,6 +176,8 @@ class PCTStrategy(Strategy):
                 self._order.insert(self._rng.randint(0, len(self._order)), name)
         if d.index != self._last_index:        # first question for this step
             self._last_index = d.index
+            if d.prev_yielded and d.prev is not None:
+                self._demote(d.prev)
             cps = self._change_points
             while self._next_change < len(cps) and cps[self._next_change] <= d.index:
                 self._next_change += 1

@@ -1,0 +1,174 @@
+"""The protection schemes: the same reader code under rcu, rwlock and reuse."""
+
+from __future__ import annotations
+
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+import pytest
+from test_mm_support import GatedRemover, Tasks, built, kinds
+
+from rcu_pgdat import sched
+from rcu_pgdat.check import ViolationError
+from rcu_pgdat.check.testing import STEP_TIMEOUT, Actors
+from rcu_pgdat.errors import UsageError
+from rcu_pgdat.mm._broken import NoWriteLockScheme, ReuseEarlyResetRemover
+from rcu_pgdat.mm.hotplug import OK
+from rcu_pgdat.mm.page_alloc import alloc_pages, free_pages
+from rcu_pgdat.mm.scheme import SCHEMES, RCUScheme, ReuseScheme, RWLockScheme, RWSem
+from rcu_pgdat.mm.system import System
+from rcu_pgdat.mm.task import Task
+
+
+def _reader_kinds(system: System, task: Task) -> int:
+    """One round of every reader the harness has, written once for all schemes."""
+    scheme = system.scheme
+    scheme.read_lock(task)
+    try:
+        scheme.read_lock(task)                               # nested, as call chains do
+        try:
+            zones = sum(1 for _ in system.for_each_populated_zone())
+        finally:
+            scheme.read_unlock(task)
+    finally:
+        scheme.read_unlock(task)
+    page = alloc_pages(system, task, 1)
+    assert page is not None
+    free_pages(system, page)
+    token = scheme.read_lock_sleepable(task)
+    try:
+        pgdat = system.NODE_DATA(task.numa_node_id())
+        assert pgdat is not None
+        task.sleep(0.001)                                    # blocks inside the section
+        zones += len(pgdat.node_zonelists.zonerefs)
+    finally:
+        scheme.read_unlock_sleepable(task, token)
+    task.cond_resched()
+    return zones
+
+
+@pytest.mark.parametrize("scheme, cls, keys", [
+    ("rcu", RCUScheme, ("rcu:qsbr", "srcu:pgdat")),
+    ("reuse", ReuseScheme, ("rcu:qsbr", "srcu:pgdat")),
+    ("rwlock", RWLockScheme, ("rwlock:pgdat", "rwlock:pgdat-sleepable")),
+])
+def test_the_same_reader_code_runs_under_every_scheme(scheme: str, cls: type,
+                                                      keys: tuple[str, ...]) -> None:
+    assert scheme in SCHEMES
+    with built(scheme=scheme) as system, Tasks(system, "a", "b") as tasks, \
+            Actors("remover") as actors:
+        assert type(system.scheme) is cls and system.scheme.protecting_keys() == keys
+        done = actors.start("remover", lambda: [system.remover.offline_node(2),
+                                                system.remover.online_node(2)])
+        rounds = [tasks.run(name, _reader_kinds, system, tasks[name])
+                  for _ in range(5) for name in ("a", "b")]
+        assert done.result(STEP_TIMEOUT) == [OK, True] and min(rounds) >= 8
+        stats = system.oracles.stats()
+        assert all(stats.key(key).sections >= 10 for key in keys)
+    assert system.collector.ok
+
+
+def test_a_scheme_class_must_match_the_configured_scheme() -> None:
+    with pytest.raises(UsageError, match="not a subclass of RCUScheme"):
+        with built(scheme="rcu", scheme_cls=NoWriteLockScheme):
+            pass
+
+
+# -- rwlock ------------------------------------------------------------------------------
+
+
+def test_rwsem_writer_waits_for_readers_and_new_readers_wait_for_it() -> None:
+    sem = RWSem("t")
+    with Actors("r1", "r2", "w") as actors:
+        actors.run("r1", sem.down_read)
+        writer = actors.start("w", sem.down_write)
+        assert sched.wait_until(lambda: sem.writer_waiting, "waiting", timeout=STEP_TIMEOUT)
+        late = actors.start("r2", sem.down_read)      # behind the waiting writer
+        with pytest.raises(FutureTimeout):
+            writer.result(0.1)
+        assert not late.done()
+        actors.run("r1", sem.up_read)
+        writer.result(STEP_TIMEOUT)
+        assert sem.writer and not late.done()
+        actors.run("w", sem.up_write)
+        late.result(STEP_TIMEOUT)
+        actors.run("r2", sem.up_read)
+    assert repr(sem) == "<RWSem t readers=0 writer=False waiting=False>"
+
+
+def test_a_nested_rwlock_reader_does_not_queue_behind_a_waiting_writer() -> None:
+    with built(scheme="rwlock") as system, Tasks(system, "reader") as tasks, \
+            Actors("writer") as actors:
+        task = tasks["reader"]
+        scheme = system.scheme
+        tasks.run("reader", scheme.read_lock, task)
+        writer = actors.start("writer", scheme.synchronize_all)
+        assert sched.wait_until(lambda: scheme.sem.writer_waiting,  # type: ignore[attr-defined]
+                                "waiting", timeout=STEP_TIMEOUT)
+        tasks.run("reader", scheme.read_lock, task)          # nested: no deadlock
+        tasks.run("reader", scheme.read_unlock, task)
+        assert not writer.done()
+        tasks.run("reader", scheme.read_unlock, task)
+        writer.result(STEP_TIMEOUT)
+    assert system.collector.ok
+
+
+@pytest.mark.parametrize("sleepable", [False, True])
+def test_an_rwlock_remover_without_the_write_lock_frees_under_a_reader(sleepable: bool) -> None:
+    with built(scheme="rwlock", scheme_cls=NoWriteLockScheme) as system, \
+            Tasks(system, "reader") as tasks, Actors("remover") as actors:
+        task = tasks["reader"]
+        scheme: Any = system.scheme
+
+        def enter() -> Any:
+            token = scheme.read_lock_sleepable(task) if sleepable else scheme.read_lock(task)
+            return token, system.NODE_DATA(1)
+        token, pgdat = tasks.run("reader", enter)
+        assert actors.run("remover", system.remover.offline_node, 1) == OK   # no wait
+        assert kinds(system) == ["gp-too-short"]
+        assert system.collector.violations[0].subject.endswith("reader still read")
+        with pytest.raises(ViolationError):
+            tasks.run("reader", lambda: pgdat.nr_zones)
+        assert kinds(system) == ["gp-too-short", "use-after-free"]
+        if sleepable:
+            tasks.run("reader", scheme.read_unlock_sleepable, task, token)
+        else:
+            tasks.run("reader", scheme.read_unlock, task)
+
+
+# -- reuse -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("early", [False, True])
+def test_reuse_resets_the_kept_pgdat_only_after_the_grace_period(early: bool) -> None:
+    remover_cls = (type("GatedEarly", (GatedRemover, ReuseEarlyResetRemover), {}) if early
+                   else GatedRemover)
+    with built(scheme="reuse", remover_cls=remover_cls) as system, \
+            Tasks(system, "sleeper") as tasks, Actors("remover") as actors:
+        remover = system.remover
+        assert isinstance(remover, GatedRemover)
+        task = tasks["sleeper"]
+        isolate = remover.hold("isolate_zones")
+        offline = actors.start("remover", remover.offline_node, 1)
+        remover.wait_reached("isolate_zones")
+
+        def enter() -> Any:
+            token = system.scheme.read_lock_sleepable(task)
+            return token, system.NODE_DATA(1)
+        token, pgdat = tasks.run("sleeper", enter)
+        isolate.set()
+        remover.wait_reached("wait_grace_period")        # held there by the sleeper
+        if early:
+            with pytest.raises(ViolationError):
+                tasks.run("sleeper", lambda: pgdat.node_zones)
+            assert kinds(system) == ["stale-generation"]
+            assert "taken at generation 1" in system.collector.violations[0].details
+        else:
+            assert tasks.run("sleeper", lambda: len(pgdat.node_zones)) == 3
+        tasks.run("sleeper", system.scheme.read_unlock_sleepable, task, token)
+        assert offline.result(STEP_TIMEOUT) == OK
+        assert system.node_data[1] is not None                # kept, not freed
+        assert actors.run("remover", remover.online_node, 1)
+        with pytest.raises(ViolationError):                   # a reference kept past
+            pgdat.nr_zones                                    # noqa: B018 - the reset
+        assert kinds(system)[-1] == "stale-generation"
