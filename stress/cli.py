@@ -25,9 +25,11 @@ import traceback
 from dataclasses import fields
 from typing import Any, NoReturn, Sequence, TextIO
 
+from rcu_pgdat.errors import TraceError
+
 from .plugins import PluginError
 from .report import params_line, summary, to_json
-from .run import RunConfig, run
+from .run import CONTROLLED_SCHED, SCHED_MODES, RunConfig, RunResult, run
 from .scenarios import DEFAULT_SCENARIO, SCENARIOS, describe
 
 __all__ = ["main", "EXIT_OK", "EXIT_VIOLATION", "EXIT_USAGE", "EXIT_SKIP", "EXIT_INTERRUPT"]
@@ -70,6 +72,24 @@ def _count(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = _count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seed_range(text: str) -> range:
+    lo, sep, hi = text.partition("-")
+    try:
+        first, last = int(lo), int(hi if sep else lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a seed range A-B: {text!r}") from None
+    if first < 0 or last < first:
+        raise argparse.ArgumentTypeError(f"seed range {text!r} must be A-B with 0 <= A <= B")
+    return range(first, last + 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (every default is ``None``: a scenario fills the gaps)."""
     p = _Parser(prog=PROG, description="Stress the RFC's pgdat hot-remove protocol under "
@@ -81,11 +101,28 @@ def build_parser() -> argparse.ArgumentParser:
     run_g.add_argument("--seed", type=int, help="seed every random choice derives from")
     run_g.add_argument("--scenario", help="a named scenario (see --list-scenarios)")
     run_g.add_argument("--list-scenarios", action="store_true", help="list scenarios, exit")
-    run_g.add_argument("--sched", choices=("stress",), help="scheduling mode (default stress)")
+    run_g.add_argument("--sched", choices=SCHED_MODES,
+                       help="stress (free-running, seeded yields; default), naive (no yields), "
+                            "random / pct (controlled: one thread at a time, the seed decides) "
+                            "or dfs (every schedule with at most --max-preemptions)")
     run_g.add_argument("--stall-timeout", type=_positive_float,
                        help="seconds without remover progress before a stall report")
     run_g.add_argument("--keep-going", action="store_true", default=None,
                        help="gather every violation instead of stopping at the first")
+    ctl = p.add_argument_group("controlled scheduling (--sched random|pct|dfs)")
+    ctl.add_argument("--steps", type=_positive_int, help="step budget of a run (default 20000)")
+    ctl.add_argument("--pct-depth", type=_positive_int, help="PCT bug depth d (default 3)")
+    ctl.add_argument("--max-preemptions", type=_count, help="dfs: preemption bound (default 2)")
+    ctl.add_argument("--max-schedules", type=_positive_int,
+                     help="dfs: schedules to run at most (default 200)")
+    ctl.add_argument("--seeds", type=_seed_range, metavar="A-B",
+                     help="run every seed from A to B and report how many failed")
+    ctl.add_argument("--trace-out", metavar="FILE", help="write the schedule (JSON) to FILE")
+    ctl.add_argument("--replay", metavar="FILE", help="replay a schedule written by --trace-out "
+                     "(its run parameters come from the file)")
+    ctl.add_argument("--shrink", dest="shrink_runs", type=_count, nargs="?", const=60,
+                     metavar="RUNS", help="shrink a failing schedule before reporting it, "
+                     "with at most RUNS re-runs (default 60)")
     model = p.add_argument_group("model")
     model.add_argument("--nodes", type=_count, help="NUMA nodes (default 4)")
     model.add_argument("--cpus", type=_count, help="CPUs (default 8)")
@@ -110,7 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """RunConfig defaults, then the scenario's values, then the flags given."""
+    """RunConfig defaults, then the scenario's values, then the flags given.
+
+    With ``--replay`` the parameters come from the trace file instead.
+    """
+    if args.replay is not None:
+        from .controlled import config_from_trace
+        try:
+            return config_from_trace(args.replay)
+        except (TraceError, ValueError, TypeError) as exc:
+            raise _UsageError(f"--replay {args.replay}: {exc}") from None
     name = args.scenario or DEFAULT_SCENARIO
     if name not in SCENARIOS:
         raise _UsageError(f"unknown scenario {name!r}; --list-scenarios shows them")
@@ -124,6 +170,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         cfg.validate()
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
+    controlled = cfg.sched in CONTROLLED_SCHED
+    if not controlled and (args.seeds or args.trace_out or args.shrink_runs):
+        raise _UsageError("--seeds, --trace-out and --shrink need a controlled --sched "
+                          "(random, pct or dfs)")
     return cfg
 
 
@@ -199,20 +249,65 @@ def _main(argv: list[str]) -> int:
     out = sys.stderr if json_to_stdout else sys.stdout
     if not args.quiet:
         print(params_line(cfg), file=sys.stderr, flush=True)
+    if args.seeds:
+        return _sweep(cfg, args.seeds, args, out)
     progress = None if args.quiet else _Progress(sys.stderr, cfg.duration)
     if progress is not None and progress.tty:
         cfg.status_interval = 0.25          # a live bar moves more often than plain lines
-    result = run(cfg, status=None, progress=progress)
+    try:
+        result = run(cfg, status=None, progress=progress)
+    except TraceError as exc:
+        raise _UsageError(f"--replay {cfg.replay}: {exc}") from None
     if progress is not None:
         progress.done()
+    return _finish(result, args, out)
+
+
+def _finish(result: RunResult, args: argparse.Namespace, out: TextIO,
+            preface: str = "") -> int:
+    """Write the trace, print the summary, write the JSON; returns the exit code."""
     if result.interrupted:
         code = EXIT_INTERRUPT
     else:
         code = EXIT_VIOLATION if result.violations else EXIT_OK
-    print(summary(result, PROG), file=out, flush=True)
+    trace_file = _save_trace(result, args)
+    if preface:
+        print(preface, file=out)
+    print(summary(result, PROG, trace_file=trace_file), file=out, flush=True)
     if args.json:
-        _write_json(args.json, to_json(result, code, PROG))
+        _write_json(args.json, to_json(result, code, PROG, trace_file=trace_file))
     return code
+
+
+def _save_trace(result: RunResult, args: argparse.Namespace) -> str | None:
+    """Where the schedule went: ``--trace-out``, or a file of its own for a failure."""
+    schedule = result.schedule
+    if schedule is None or schedule.trace is None or result.config.replay is not None:
+        return None
+    path = args.trace_out
+    if path is None and result.violations:
+        cfg = result.config
+        path = f"rcu-pgdat-{cfg.sched}-seed{cfg.seed}.trace.json"
+    if path is not None:
+        schedule.trace.save(path)
+    return path
+
+
+def _sweep(cfg: RunConfig, seeds: range, args: argparse.Namespace, out: TextIO) -> int:
+    from .controlled import sweep_seeds
+
+    def note(seed: int, result: RunResult) -> None:
+        if not args.quiet:
+            bad = "!!! " if result.violations else ""
+            kinds = ",".join(sorted({v.kind.value for v in result.violations})) or "clean"
+            print(f"{bad}seed {seed}: {kinds} ({result.schedule.steps} steps)",
+                  file=sys.stderr, flush=True)
+    report = sweep_seeds(cfg, seeds, note)
+    if report.first is None:
+        print(report.summary(), file=out)
+        print("--- End of test: SUCCESS", file=out, flush=True)
+        return EXIT_OK
+    return _finish(report.first, args, out, preface=report.summary())
 
 
 if __name__ == "__main__":

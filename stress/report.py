@@ -30,6 +30,9 @@ JSON_VERSION = 1
 _REPRODUCE_FIELDS = ("scheme", "flavor", "srcu", "remover", "zonelist", "policy_mode",
                      "nodes", "cpus", "allocators", "iterators", "sleepers", "policy_users",
                      "fake_writers", "duration", "seed", "sched")
+#: Extra fields by scheduling mode (controlled runs count steps, not seconds).
+_MODE_FIELDS = {"random": ("steps",), "pct": ("steps", "pct_depth"),
+                "dfs": ("steps", "max_preemptions", "max_schedules")}
 
 _COUNTERS = ("loops", "sections", "reads", "allocations", "alloc_failures", "frees", "sleeps",
              "policy_changes", "policy_refusals", "grace_periods", "callbacks")
@@ -42,14 +45,20 @@ def _flag(name: str) -> str:
 def reproduce_line(cfg: RunConfig, program: str = "rcu-pgdat-stress") -> str:
     """One command line that runs ``cfg`` again (every relevant flag and the seed)."""
     parts = [program]
-    for name in _REPRODUCE_FIELDS:
+    for name in _REPRODUCE_FIELDS + _MODE_FIELDS.get(cfg.sched, ()):
+        if name == "duration" and cfg.sched in _MODE_FIELDS:
+            continue                                 # controlled runs end by steps
         parts += [_flag(name), str(getattr(cfg, name))]
+    for name in ("mutant",):
+        if getattr(cfg, name, None):
+            parts += [_flag(name), str(getattr(cfg, name))]
     return " ".join(shlex.quote(p) for p in parts)
 
 
 def params_line(cfg: RunConfig) -> str:
     """The parameters echoed at the start, rcutorture-style."""
-    keys = ("scenario",) + _REPRODUCE_FIELDS + ("stall_timeout",)
+    keys = ("scenario",) + _REPRODUCE_FIELDS + _MODE_FIELDS.get(cfg.sched, ()) + \
+        ("stall_timeout",)
     return "rcu-pgdat-stress: " + " ".join(f"{k}={getattr(cfg, k)}" for k in keys)
 
 
@@ -94,10 +103,27 @@ def _bucket_label(i: int) -> str:
     return f"<{unit(bound)}" if bound != float("inf") else f">={unit(SECTION_BUCKETS[i - 1])}"
 
 
-def summary(result: RunResult, program: str = "rcu-pgdat-stress") -> str:
+def _schedule_line(result: RunResult) -> str | None:
+    sch = result.schedule
+    if sch is None:
+        return None
+    cfg = result.config
+    how = f"replay of {cfg.replay}" if cfg.replay else f"{cfg.sched} seed {cfg.seed}"
+    line = (f"Schedule: {how}: {sch.outcome.value} after {sch.steps} steps, "
+            f"{sch.preemptions} preemptions")
+    if result.explored is not None:
+        line += f"\nExploration: {result.explored.summary()}"
+    return line
+
+
+def summary(result: RunResult, program: str = "rcu-pgdat-stress",
+            trace_file: str | None = None) -> str:
     """The end-of-run text (see the module docstring)."""
     s = result.system
     lines = [f"--- Summary after {result.elapsed:.1f}s (seed {result.config.seed})"]
+    schedule = _schedule_line(result)
+    if schedule:
+        lines.append(schedule)
     for kind, row in sorted(_by_kind(result).items()):
         counts = " ".join(f"{c}={row[c]}" for c in _COUNTERS if row[c])
         lines.append(f"{kind:>12} x{row['threads']}: {counts or 'idle'}")
@@ -129,12 +155,19 @@ def summary(result: RunResult, program: str = "rcu-pgdat-stress") -> str:
         lines.extend(v.format() for v in result.violations[:3])
         if len(result.violations) > 3:
             lines.append(f"... and {len(result.violations) - 3} more (see --json)")
+        if result.schedule is not None and result.schedule.trace is not None:
+            lines.append("Interleaving before the violation (one column per thread, the "
+                         "schedule point each step ran from):")
+            lines.append(result.schedule.table(context=16))
+        if trace_file:
+            lines.append(f"replay: {program} --replay {shlex.quote(trace_file)}")
         lines.append(f"reproduce: {reproduce_line(result.config, program)}")
     lines.append(f"--- End of test: {verdict(result)}")
     return "\n".join(lines)
 
 
-def to_json(result: RunResult, exit_code: int, program: str = "rcu-pgdat-stress") -> dict[str, Any]:
+def to_json(result: RunResult, exit_code: int, program: str = "rcu-pgdat-stress",
+            trace_file: str | None = None) -> dict[str, Any]:
     """The JSON document of a run (see the module docstring and the README)."""
     s = result.system
     ostats = s.oracles.stats()
@@ -160,4 +193,7 @@ def to_json(result: RunResult, exit_code: int, program: str = "rcu-pgdat-stress"
                         "report": v.format()} for v in result.violations],
         "stall": any(v.kind == Kind.STALL for v in result.violations),
         "reproduce": reproduce_line(result.config, program) if result.violations else None,
+        "schedule": None if result.schedule is None else {
+            "outcome": result.schedule.outcome.value, "steps": result.schedule.steps,
+            "preemptions": result.schedule.preemptions, "trace_file": trace_file},
     }

@@ -73,7 +73,10 @@ class RunConfig:
     steps: int = 20000
     pct_depth: int = 3
     max_preemptions: int = 2
+    max_schedules: int = 200
     replay: str | None = None
+    #: Re-runs allowed to shrink a failing controlled schedule (0: do not shrink).
+    shrink_runs: int = 0
 
     def validate(self) -> None:
         """Raise ``ValueError`` with one line saying what is impossible."""
@@ -145,6 +148,8 @@ class RunResult:
     gp_latencies: dict[str, list[float]] = field(default_factory=dict)
     #: Controlled runs: the scheduler's result (outcome, steps, trace, table).
     schedule: Any = None
+    #: DFS runs: the exploration's result (schedules run, exhausted or not).
+    explored: Any = None
 
     @property
     def ok(self) -> bool:
@@ -211,7 +216,8 @@ class Built:
     bodies: dict[str, Callable[[], None]]
 
 
-def build(cfg: RunConfig, *, controlled: bool = False) -> Built:
+def build(cfg: RunConfig, *, controlled: bool = False,
+          collector_cls: type[Collector] = Collector) -> Built:
     """Build the model and the workers of ``cfg`` (nothing runs yet).
 
     Free-running, durations are seconds; controlled, they are scheduler steps
@@ -219,7 +225,7 @@ def build(cfg: RunConfig, *, controlled: bool = False) -> Built:
     """
     rcu = load_flavor(cfg.flavor)
     srcu = load_srcu(cfg.srcu)
-    collector = Collector(stop_on_first=not cfg.keep_going)
+    collector = collector_cls(stop_on_first=not cfg.keep_going)
     topology = Topology(nr_nodes=cfg.nodes, nr_cpus=cfg.cpus)
     broken = MUTANTS[cfg.mutant].system_kwargs() if cfg.mutant is not None else {}
     times = CONTROLLED_TIMES if controlled else FREE_TIMES

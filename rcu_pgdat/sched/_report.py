@@ -42,18 +42,25 @@ def _cell(text: str, width: int) -> str:
 
 
 def interleaving_table(trace: Trace, context: int = 20, width: int = 28) -> str:
-    """The last ``context`` steps of ``trace``: a row per step, a column per thread.
+    """The last ``context`` steps of ``trace``: a row per step, a column per thread
+    that ran in those steps (or failed).
 
     A cell holds the schedule point the thread was released from at that step; ``*``
     after the step number marks a preemption. Below: the failure (``!!!``) in the
     failing thread's column, then each thread's state when the run ended.
     """
-    threads = list(trace.threads)
-    if "check" not in threads and trace.failure and trace.failure.get("thread") == "check":
-        threads.append("check")
-    col = {name: i for i, name in enumerate(threads)}
     steps = trace.steps
     first = max(0, len(steps) - context)
+    # Columns: the threads that ran in the window (and the failing one), in start order;
+    # a run with many threads would otherwise print a table nobody can read.
+    shown = {s.thread for s in steps[first:]}
+    failing = trace.failure.get("thread") if trace.failure else None
+    threads = [t for t in trace.threads if t in shown or t == failing]
+    if failing == "check" and "check" not in threads:
+        threads.append("check")
+    if not threads:
+        threads = list(trace.threads)
+    col = {name: i for i, name in enumerate(threads)}
     preempted = set(trace.preemptions)
     num_width = max(6, len(str(trace.end)) + 2)
 

@@ -526,7 +526,8 @@ class ControlledScheduler(Scheduler):
     def _grant_locked(self, t: _Thread) -> None:
         """Record the step ``t`` takes now and give it the token."""
         prev = self._prev
-        if prev is not None and prev is not t and prev.status == _RUNNABLE:
+        if prev is not None and prev is not t and prev.status == _RUNNABLE \
+                and not prev.yielded:            # a switch at a voluntary yield is free
             self._preemptions.append(self._clock)
         self._steps.append(Step(self._clock, t.name, t.label))
         self._defaults.append(self._first_default)

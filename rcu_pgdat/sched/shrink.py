@@ -83,10 +83,11 @@ def shrink(make_program: ProgramFactory, failing: RunResult, *,
     """The smallest failing run found within ``max_runs`` re-runs (``failing`` if none).
 
     ``predicate(result)`` says whether a run still shows the bug; the default is
-    :func:`same_failure`. ``run_opts`` go to :func:`run_program` (use the same
+    :func:`same_failure`. With a predicate, ``failing`` need not have failed in the
+    scheduler's sense (a harness may stop a run at its first violation). ``run_opts`` go to :func:`run_program` (use the same
     ``max_steps``/``livelock_steps`` as the failing run).
     """
-    if failing.trace is None or not failing.failed:
+    if failing.trace is None or not (failing.failed or predicate is not None):
         raise UsageError("shrink() takes a failed controlled run (RunResult.failed and a "
                          "trace); a free-running failure has no schedule to shrink")
     still_fails = predicate or same_failure(failing)

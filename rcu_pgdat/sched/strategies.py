@@ -95,14 +95,24 @@ class Decision:
 
     @property
     def default(self) -> str:
-        """The non-preemptive choice: ``prev`` if it can go on, else the first candidate."""
+        """The non-preemptive choice: ``prev`` if it can go on, else the first candidate.
+
+        At a voluntary yield of ``prev`` the default is the next candidate after it in
+        start order (round robin), so that threads which loop and yield, rather than
+        finish, share the CPU without any preemption being spent on it (as CHESS treats
+        yields); ``prev`` itself when it is the only candidate.
+        """
         if self.prev is not None and self.prev in self.candidates:
-            return self.prev
+            if not self.prev_yielded or len(self.candidates) == 1:
+                return self.prev
+            i = self.candidates.index(self.prev)
+            return self.candidates[(i + 1) % len(self.candidates)]
         return self.candidates[0]
 
     def preempts(self, name: str) -> bool:
-        """Whether running ``name`` preempts ``prev``."""
-        return self.prev is not None and name != self.prev and self.prev in self.candidates
+        """Whether running ``name`` preempts ``prev`` (a switch at a yield does not)."""
+        return (self.prev is not None and name != self.prev and self.prev in self.candidates
+                and not self.prev_yielded)
 
     def label_of(self, name: str) -> str | None:
         """The schedule point ``name`` waits at (``None``: no such thread in this run)."""
