@@ -49,9 +49,8 @@ def reproduce_line(cfg: RunConfig, program: str = "rcu-pgdat-stress") -> str:
         if name == "duration" and cfg.sched in _MODE_FIELDS:
             continue                                 # controlled runs end by steps
         parts += [_flag(name), str(getattr(cfg, name))]
-    for name in ("mutant",):
-        if getattr(cfg, name, None):
-            parts += [_flag(name), str(getattr(cfg, name))]
+    for name in cfg.inject:
+        parts += ["--inject", name]
     return " ".join(shlex.quote(p) for p in parts)
 
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, TextIO
 
 from rcu_pgdat import sched
 from rcu_pgdat.check import Collector, Kind, Violation, thread_stacks
-from rcu_pgdat.mm._broken import MUTANTS
+from rcu_pgdat.mutants import MUTANTS
 from rcu_pgdat.mm.system import System, SystemConfig
 from rcu_pgdat.mm.topology import Topology
 
@@ -65,9 +65,9 @@ class RunConfig:
     status_interval: float = 2.0
     keep_going: bool = False
     scenario: str | None = None
-    #: A broken variant of the model by name (``rcu_pgdat.mm._broken.MUTANTS``): the
-    #: run must report it. ``None``: the model as configured.
-    mutant: str | None = None
+    #: Known-bad variants to plug in, by name (``rcu_pgdat.mutants``): the run must
+    #: report them. Empty: the code as configured.
+    inject: tuple[str, ...] = ()
     #: Controlled modes: the step budget (workers stop at this clock), PCT's depth,
     #: DFS's preemption bound, and a schedule to replay instead of a seed's.
     steps: int = 20000
@@ -107,16 +107,32 @@ class RunConfig:
             raise ValueError(f"--stall-timeout must be positive, got {self.stall_timeout}")
         SystemConfig(scheme=self.scheme, remover=self.remover, zonelist_mode=self.zonelist,
                      policy_mode=self.policy_mode).validate()
-        if self.mutant is not None:
-            if self.mutant not in MUTANTS:
-                raise ValueError(f"unknown mutant {self.mutant!r}: {', '.join(MUTANTS)}")
-            needs = MUTANTS[self.mutant].scheme
-            if needs != self.scheme:
-                raise ValueError(f"mutant {self.mutant} needs --scheme {needs}, "
-                                 f"not {self.scheme}")
-            if MUTANTS[self.mutant].remover_cls is not None and self.remover != "corrected":
-                raise ValueError(f"mutant {self.mutant} replaces the remover: leave "
-                                 f"--remover at corrected, not {self.remover}")
+        self._validate_inject()
+
+    def _validate_inject(self) -> None:
+        slots: dict[str, str] = {}
+        for name in self.inject:
+            if name not in MUTANTS:
+                raise ValueError(f"unknown mutant {name!r}; --list-mutants shows them")
+            mutant = MUTANTS[name]
+            for key, value in mutant.needs.items():
+                have = getattr(self, key)
+                ok = have >= value if isinstance(value, int) else have == value
+                if not ok:
+                    want = f"at least {value}" if isinstance(value, int) else value
+                    raise ValueError(f"mutant {name} needs --{key.replace('_', '-')} "
+                                     f"{want}, not {have}")
+            if "remover_cls" in mutant.system_kwargs and self.remover != "corrected":
+                raise ValueError(f"mutant {name} replaces the remover: leave --remover at "
+                                 f"corrected, not {self.remover}")
+            taken = [*mutant.system_kwargs, *mutant.workers,
+                     *(["flavor"] if mutant.flavor_cls else []),
+                     *(["srcu"] if mutant.srcu_cls else [])]
+            for slot in taken:
+                if slot in slots:
+                    raise ValueError(f"mutants {slots[slot]} and {name} both replace "
+                                     f"{slot}; inject them in separate runs")
+                slots[slot] = name
 
     def thread_plan(self) -> list[tuple[str, str]]:
         """``(kind, thread name)`` of every worker, in creation order (deterministic)."""
@@ -225,9 +241,16 @@ def build(cfg: RunConfig, *, controlled: bool = False,
     """
     rcu = load_flavor(cfg.flavor)
     srcu = load_srcu(cfg.srcu)
+    broken: dict[str, Any] = {}
+    bodies_by_kind = dict(WORKER_KINDS)
+    for name in cfg.inject:                 # plugged in where the real code goes
+        mutant = MUTANTS[name]
+        rcu = mutant.flavor_cls() if mutant.flavor_cls else rcu
+        srcu = mutant.srcu_cls(getattr(srcu, "name", "pgdat")) if mutant.srcu_cls else srcu
+        broken.update(mutant.system_kwargs)
+        bodies_by_kind.update(mutant.workers)
     collector = collector_cls(stop_on_first=not cfg.keep_going)
     topology = Topology(nr_nodes=cfg.nodes, nr_cpus=cfg.cpus)
-    broken = MUTANTS[cfg.mutant].system_kwargs() if cfg.mutant is not None else {}
     times = CONTROLLED_TIMES if controlled else FREE_TIMES
     system = System(SystemConfig(topology=topology, scheme=cfg.scheme, remover=cfg.remover,
                                  zonelist_mode=cfg.zonelist, policy_mode=cfg.policy_mode,
@@ -242,7 +265,8 @@ def build(cfg: RunConfig, *, controlled: bool = False,
         reader = kind not in ("remover", "fake-writer")
         task = system.new_task(name, reader=reader)
         stats[name] = WorkerStats(kind)
-        bodies[name] = functools.partial(run_worker, ctx, task, stats[name], WORKER_KINDS[kind])
+        bodies[name] = functools.partial(run_worker, ctx, task, stats[name],
+                                         bodies_by_kind[kind])
     return Built(system, ctx, stats, bodies)
 
 

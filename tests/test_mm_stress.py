@@ -37,7 +37,7 @@ def _catch(variant: BrokenVariant) -> list[tuple[int, str, str]]:
     seen = []
     for seed in range(1, SEEDS + 1):
         result = _run(duration=MUTANT_DURATION, seed=seed, scheme=variant.scheme,
-                      mutant=variant.name, **MUTANT_THREADS)
+                      inject=(variant.name,), **MUTANT_THREADS)
         if result.violations:
             first = result.violations[0]
             seen.append((seed, str(first.kind), first.subject))
@@ -86,11 +86,11 @@ def test_the_rfc_as_posted_is_broken_and_the_corrected_remover_is_clean() -> Non
 
 def test_a_mutant_needs_its_scheme_and_a_known_name() -> None:
     with pytest.raises(ValueError, match="needs --scheme rwlock"):
-        RunConfig(mutant="rwlock-no-write-lock").validate()
+        RunConfig(inject=("rwlock-no-write-lock",)).validate()
     with pytest.raises(ValueError, match="unknown mutant"):
-        RunConfig(mutant="nope").validate()
+        RunConfig(inject=("nope",)).validate()
     with pytest.raises(ValueError, match="leave --remover at corrected"):
-        RunConfig(mutant="free-before-gp", remover="posted").validate()
+        RunConfig(inject=("free-before-gp",), remover="posted").validate()
 
 
 def test_the_catalogue_documents_each_variant() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .memb import Memb
 from .protocol import RCUFlavor, SRCUDomain
+from .qsbr import QSBR
 
-__all__ = ["RCUFlavor", "SRCUDomain"]
+__all__ = ["QSBR", "Memb", "RCUFlavor", "SRCUDomain"]

@@ -1,0 +1,90 @@
+"""Broken RCU flavors, SRCU domains and a broken lock, as a user's plug-in would arrive.
+
+Each is a subclass of a built-in implementation that gets exactly one thing wrong; the
+harness drives it through the same checked wrappers as any plug-in, so what catches it
+is the oracles, never a peek at the implementation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .. import sched
+from ..rcu.memb import Memb
+from ..rcu.qsbr import QSBR
+from ..rcu.srcu import SRCU
+
+__all__ = ["NoWaitQSBR", "QSInReaderQSBR", "SingleFlipMemb", "EarlyCallbackQSBR",
+           "NoWaitBarrierQSBR", "WrongIndexSRCU", "NoExclusionMutex", "UnlockedGPMemb"]
+
+
+class NoWaitQSBR(QSBR):
+    """A grace period that does not wait: ``synchronize()`` returns at once."""
+
+    def _wait_for_readers(self) -> None:
+        sched.point("qsbr:gp:nowait")
+
+
+class QSInReaderQSBR(QSBR):
+    """Reports a quiescent state when an inner section ends, the outer still open."""
+
+    def read_unlock(self) -> None:
+        super().read_unlock()
+        rec = self._tls.rec
+        if rec.nesting:                  # still inside the outer section
+            self._store_gp_ctr(rec)
+
+
+class SingleFlipMemb(Memb):
+    """General-purpose RCU whose grace period flips the phase once, not twice."""
+
+    def _wait_for_readers(self) -> None:
+        self._flip_and_wait(self._registry.snapshot())
+
+
+class EarlyCallbackQSBR(QSBR):
+    """``call_rcu()`` runs the callback at once, before any grace period."""
+
+    def call_rcu(self, callback: Callable[[], Any]) -> None:
+        callback()
+
+
+class NoWaitBarrierQSBR(QSBR):
+    """``rcu_barrier()`` returns without waiting for the queued callbacks."""
+
+    def barrier(self) -> None:
+        pass
+
+
+class WrongIndexSRCU(SRCU):
+    """``srcu_read_unlock(idx)`` counts the unlock on the other index."""
+
+    def read_unlock(self, idx: int) -> None:
+        rec = self._tls.rec
+        sched.point("srcu_read_unlock")
+        rec.unlock[idx ^ 1] += 1         # should be rec.unlock[idx]
+        sched.point("srcu_read_unlock:unlocked")
+
+
+class NoExclusionMutex(sched.Mutex):
+    """A mutex whose ``acquire()`` never waits: two holders at once."""
+
+    __slots__ = ()
+
+    def acquire(self) -> None:
+        self._lock.acquire(False)
+        self.owner = sched.current_name()
+
+    def release(self) -> None:
+        self.owner = None
+        if self._lock.locked():
+            self._lock.release()
+
+
+class UnlockedGPMemb(Memb):
+    """General-purpose RCU over a broken mutex: grace periods run concurrently and
+    flip each other's phase (the grace-period mutex is a :class:`NoExclusionMutex`)."""
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name)
+        self._gp_lock = NoExclusionMutex("memb.gp_lock(broken)")
