@@ -101,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_g.add_argument("--seed", type=int, help="seed every random choice derives from")
     run_g.add_argument("--scenario", help="a named scenario (see --list-scenarios)")
     run_g.add_argument("--list-scenarios", action="store_true", help="list scenarios, exit")
+    run_g.add_argument("--inject", action="append", metavar="NAME",
+                       help="plug a known-bad variant in (repeatable; see --list-mutants)")
+    run_g.add_argument("--list-mutants", action="store_true",
+                       help="list the mutant catalogue (name, component, bug, kind), exit")
     run_g.add_argument("--sched", choices=SCHED_MODES,
                        help="stress (free-running, seeded yields; default), naive (no yields), "
                             "random / pct (controlled: one thread at a time, the seed decides) "
@@ -164,7 +168,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for f in fields(RunConfig):
         given = getattr(args, f.name, None)
         if given is not None and f.name != "scenario":
-            values[f.name] = given
+            values[f.name] = tuple(given) if f.name == "inject" else given
     cfg = RunConfig(**values, scenario=name)
     try:
         cfg.validate()
@@ -226,6 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPT
+    except BrokenPipeError:                # output piped into head(1) and closed
+        sys.stderr.close()
+        return EXIT_OK
     except Exception:                      # noqa: BLE001 - never a traceback exit code
         print(f"{PROG}: internal error (please report):\n{traceback.format_exc()}",
               file=sys.stderr)
@@ -233,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 #: Subcommands: ``rcu-pgdat-stress NAME ...`` runs ``module.main(rest)``.
-SUBCOMMANDS = {"bench": "stress.bench"}
+SUBCOMMANDS = {"bench": "stress.bench", "mutants": "stress.mutants"}
 
 
 def _main(argv: list[str]) -> int:
@@ -243,6 +250,10 @@ def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.list_scenarios:
         print(describe())
+        return EXIT_OK
+    if args.list_mutants:
+        from rcu_pgdat.mutants import describe as describe_mutants
+        print(describe_mutants())
         return EXIT_OK
     cfg = config_from_args(args)
     json_to_stdout = args.json == "-"

@@ -35,7 +35,7 @@ _MODE_FIELDS = {"random": ("steps",), "pct": ("steps", "pct_depth"),
                 "dfs": ("steps", "max_preemptions", "max_schedules")}
 
 _COUNTERS = ("loops", "sections", "reads", "allocations", "alloc_failures", "frees", "sleeps",
-             "policy_changes", "policy_refusals", "grace_periods", "callbacks")
+             "policy_changes", "policy_refusals", "grace_periods", "callbacks", "barriers")
 
 
 def _flag(name: str) -> str:

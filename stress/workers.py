@@ -60,6 +60,7 @@ class WorkerStats:
     policy_refusals: int = 0
     grace_periods: int = 0
     callbacks: int = 0
+    barriers: int = 0
     results: dict[str, int] = field(default_factory=dict)
     section_hist: list[int] = field(default_factory=lambda: [0] * len(SECTION_BUCKETS))
 
@@ -127,20 +128,27 @@ def _linger(task: Task) -> None:
 
 def _nested_read(ctx: RunContext, task: Task, stats: WorkerStats,
                  inner: Callable[[], None]) -> None:
-    """``inner`` inside 1..MAX_NESTING nested ``pgdat_remove_read_lock()`` sections."""
-    scheme = ctx.system.scheme
-    depth = task.rng.randint(1, MAX_NESTING)
-    for _ in range(depth):
-        scheme.read_lock(task)
+    """``inner`` inside 1..MAX_NESTING nested ``pgdat_remove_read_lock()`` sections.
+
+    Each level does its own reads after the deeper levels returned, as a kernel call
+    chain does: a section must stay protected after a nested one inside it ended.
+    """
     start = sched.now()
+    stats.sections += 1
+    _read_level(ctx, task, inner, task.rng.randint(1, MAX_NESTING))
+    stats.section_length(sched.now() - start)
+
+
+def _read_level(ctx: RunContext, task: Task, inner: Callable[[], None], depth: int) -> None:
+    scheme = ctx.system.scheme
+    scheme.read_lock(task)
     try:
-        stats.sections += 1
+        if depth > 1:
+            _read_level(ctx, task, inner, depth - 1)
         inner()
         _linger(task)
     finally:
-        stats.section_length(sched.now() - start)
-        for _ in range(depth):
-            scheme.read_unlock(task)
+        scheme.read_unlock(task)
 
 
 def allocator(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
@@ -276,6 +284,9 @@ def fake_writer(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
             task.cond_resched()
             rcu.cond_synchronize(cookie)
             stats.grace_periods += 1
+        elif rcu is not None and choice < 0.45:
+            rcu.barrier()                          # rcu_barrier(): callbacks so far ran
+            stats.barriers += 1
         else:
             scheme.synchronize_all()
             stats.grace_periods += 1

@@ -23,9 +23,13 @@ from ..mm._broken import MUTANTS as _MM_VARIANTS
 from ..rcu._srcu_mutants import SRCUSkipOldIndex
 from . import _rcu, _readers
 
-__all__ = ["Mutant", "MUTANTS", "describe", "lookup"]
+__all__ = ["Mutant", "MUTANTS", "describe", "lookup", "catalogue_config"]
 
 _GP = (Kind.GP_TOO_SHORT, Kind.USE_AFTER_FREE, Kind.STALE_GENERATION)
+#: A grace period that can never end: the counters it waits on are off for good. The
+#: domain notices a reader it believes exited inside a section (its own check raises in
+#: the updater), or the watchdog / controlled scheduler sees the wait never end.
+_STUCK = (Kind.STALL, Kind.LIVELOCK, Kind.DEADLOCK, Kind.THREAD_EXCEPTION, Kind.GP_TOO_SHORT)
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,9 @@ class Mutant:
     """One known-bad variant and what the harness must report for it.
 
     ``needs``: run parameters it requires (``RunConfig`` fields and values; a count
-    field means "at least"). ``flavor_cls``/``srcu_cls`` replace the RCU flavor or the
+    field means "at least"). ``config``: further parameters that make it show sooner
+    (the catalogue runs use them; ``--inject`` leaves the run as the flags say).
+    ``flavor_cls``/``srcu_cls`` replace the RCU flavor or the
     SRCU domain; ``system_kwargs`` plug model classes into ``System``; ``workers``
     replace the loop of a worker kind.
     """
@@ -44,6 +50,7 @@ class Mutant:
     kinds: tuple[Kind, ...]
     subject: str = ""
     needs: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
     flavor_cls: type | None = None
     srcu_cls: type | None = None
     system_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -80,17 +87,19 @@ _ENTRIES: list[Mutant] = [
     Mutant("qsbr-qs-in-reader", "rcu", _doc(_rcu.QSInReaderQSBR), _GP,
            needs={"flavor": "qsbr"}, flavor_cls=_rcu.QSInReaderQSBR),
     Mutant("memb-single-flip", "rcu", _doc(_rcu.SingleFlipMemb), _GP,
-           needs={"flavor": "memb"}, flavor_cls=_rcu.SingleFlipMemb),
+           needs={"flavor": "memb"}, flavor_cls=_rcu.SingleFlipMemb,
+           # a reader preempted between loading the phase and storing it, across a whole
+           # grace period, then a second one: fewer threads make that window common
+           config={"allocators": 0, "policy_users": 0, "sleepers": 0, "iterators": 2,
+                   "fake_writers": 2, "nodes": 2, "cpus": 2, "steps": 5000}),
     Mutant("call-rcu-early", "callbacks", _doc(_rcu.EarlyCallbackQSBR), _GP,
            needs={"flavor": "qsbr", "fake_writers": 1}, flavor_cls=_rcu.EarlyCallbackQSBR),
     Mutant("rcu-barrier-nowait", "callbacks", _doc(_rcu.NoWaitBarrierQSBR), _GP,
            needs={"flavor": "qsbr", "fake_writers": 1}, flavor_cls=_rcu.NoWaitBarrierQSBR),
-    Mutant("memb-gp-lock-broken", "sched", _doc(_rcu.UnlockedGPMemb), _GP,
-           needs={"flavor": "memb", "fake_writers": 1}, flavor_cls=_rcu.UnlockedGPMemb),
     Mutant("srcu-skip-old-index", "srcu",
            "SRCU grace period that flips but never waits for the old current index", _GP,
            needs={"sleepers": 1}, srcu_cls=SRCUSkipOldIndex),
-    Mutant("srcu-wrong-index-unlock", "srcu", _doc(_rcu.WrongIndexSRCU), _GP,
+    Mutant("srcu-wrong-index-unlock", "srcu", _doc(_rcu.WrongIndexSRCU), _STUCK,
            needs={"sleepers": 1}, srcu_cls=_rcu.WrongIndexSRCU),
     # -- the remover and the model --------------------------------------------------------
     _mm_mutant("free-before-gp", "remover"),
@@ -121,6 +130,11 @@ _ENTRIES: list[Mutant] = [
 
 #: name -> mutant, in catalogue order.
 MUTANTS: dict[str, Mutant] = {m.name: m for m in _ENTRIES}
+
+
+def catalogue_config(mutant: Mutant) -> dict[str, Any]:
+    """The run parameters the catalogue uses for ``mutant``: its needs and hints."""
+    return {**mutant.needs, **mutant.config, "inject": (mutant.name,)}
 
 
 def lookup(name: str) -> Mutant:

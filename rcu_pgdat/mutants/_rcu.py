@@ -1,4 +1,4 @@
-"""Broken RCU flavors, SRCU domains and a broken lock, as a user's plug-in would arrive.
+"""Broken RCU flavors and SRCU domains, as a user's plug-in would arrive.
 
 Each is a subclass of a built-in implementation that gets exactly one thing wrong; the
 harness drives it through the same checked wrappers as any plug-in, so what catches it
@@ -15,7 +15,7 @@ from ..rcu.qsbr import QSBR
 from ..rcu.srcu import SRCU
 
 __all__ = ["NoWaitQSBR", "QSInReaderQSBR", "SingleFlipMemb", "EarlyCallbackQSBR",
-           "NoWaitBarrierQSBR", "WrongIndexSRCU", "NoExclusionMutex", "UnlockedGPMemb"]
+           "NoWaitBarrierQSBR", "WrongIndexSRCU"]
 
 
 class NoWaitQSBR(QSBR):
@@ -64,27 +64,3 @@ class WrongIndexSRCU(SRCU):
         sched.point("srcu_read_unlock")
         rec.unlock[idx ^ 1] += 1         # should be rec.unlock[idx]
         sched.point("srcu_read_unlock:unlocked")
-
-
-class NoExclusionMutex(sched.Mutex):
-    """A mutex whose ``acquire()`` never waits: two holders at once."""
-
-    __slots__ = ()
-
-    def acquire(self) -> None:
-        self._lock.acquire(False)
-        self.owner = sched.current_name()
-
-    def release(self) -> None:
-        self.owner = None
-        if self._lock.locked():
-            self._lock.release()
-
-
-class UnlockedGPMemb(Memb):
-    """General-purpose RCU over a broken mutex: grace periods run concurrently and
-    flip each other's phase (the grace-period mutex is a :class:`NoExclusionMutex`)."""
-
-    def __init__(self, name: str | None = None) -> None:
-        super().__init__(name)
-        self._gp_lock = NoExclusionMutex("memb.gp_lock(broken)")

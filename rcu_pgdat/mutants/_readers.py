@@ -47,20 +47,20 @@ def sleeper_atomic(ctx: Any, task: Task, stats: Any) -> None:
 
 
 def iterator_keeps_pointer(ctx: Any, task: Task, stats: Any) -> None:
-    """Keeps the pgdat it found in one section and reads it in the next loop, unlocked."""
+    """Keeps the pgdat it found in a section and reads it after ``read_unlock()``, for
+    many loops, re-finding it only now and then (a cached ``NODE_DATA()`` pointer)."""
     system = ctx.system
     kept = None
     while not ctx.should_stop():
         stats.loops += 1
-        if kept is not None:
-            stats.reads += kept.node_present_pages > 0   # after read_unlock: stale
-        system.scheme.read_lock(task)
-        try:
-            stats.sections += 1
-            online = list(system.for_each_online_node())
-            if online:
+        if kept is None or stats.loops % 50 == 0:
+            system.scheme.read_lock(task)
+            try:
+                stats.sections += 1
+                online = list(system.for_each_online_node())
                 kept = system.NODE_DATA(online[task.rng.randrange(len(online))])
-        finally:
-            system.scheme.read_unlock(task)
-        for _ in range(5):
-            task.cond_resched()
+            finally:
+                system.scheme.read_unlock(task)
+        if kept is not None:
+            stats.reads += kept.node_present_pages > 0     # no section held: stale
+        task.cond_resched()
