@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 #: Subcommands: ``rcu-pgdat-stress NAME ...`` runs ``module.main(rest)``.
-SUBCOMMANDS = {"bench": "stress.bench", "mutants": "stress.mutants"}
+SUBCOMMANDS = {"bench": "stress.bench", "mutants": "stress.mutants", "bisect": "stress.bisect"}
 
 
 def _main(argv: list[str]) -> int:
