@@ -151,28 +151,36 @@ def _read_level(ctx: RunContext, task: Task, inner: Callable[[], None], depth: i
         scheme.read_unlock(task)
 
 
+def _take(ctx: RunContext, task: Task, stats: WorkerStats, held: list[Page],
+          order: int) -> None:
+    """``alloc_pages()`` one block and keep it in ``held`` (or count the failure)."""
+    page = alloc_pages(ctx.system, task, order=order)
+    if page is None:
+        stats.alloc_failures += 1
+    else:
+        stats.allocations += 1
+        held.append(page)
+
+
+def _give_back(ctx: RunContext, stats: WorkerStats, held: list[Page], keep: int) -> None:
+    """``free_pages()`` the oldest blocks until at most ``keep`` are held."""
+    while len(held) > keep:
+        free_pages(ctx.system, held.pop(0))
+        stats.frees += 1
+
+
 def allocator(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
     """``alloc_pages()`` a block, hold it across safe points, ``free_pages()`` it."""
-    system = ctx.system
     held: list[Page] = []
     try:
         while not ctx.should_stop():
             stats.loops += 1
-            page = alloc_pages(system, task, order=task.rng.randint(0, 2))
-            if page is None:
-                stats.alloc_failures += 1
-            else:
-                stats.allocations += 1
-                held.append(page)
+            _take(ctx, task, stats, held, order=task.rng.randint(0, 2))
             for _ in range(task.rng.randint(1, ctx.hold_points)):
                 task.cond_resched()
-            while held and (len(held) > 4 or task.rng.random() < 0.5):
-                free_pages(system, held.pop(0))
-                stats.frees += 1
+            _give_back(ctx, stats, held, keep=4 if task.rng.random() < 0.5 else 0)
     finally:
-        for page in held:
-            free_pages(system, page)
-            stats.frees += 1
+        _give_back(ctx, stats, held, keep=0)
 
 
 def iterator(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
@@ -253,20 +261,11 @@ def policy_user(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
                     stats.policy_changes += 1
                 except UsageError:
                     stats.policy_refusals += 1          # -EINVAL: an offline node
-            page = alloc_pages(system, task, order=0)
-            if page is None:
-                stats.alloc_failures += 1
-            else:
-                stats.allocations += 1
-                held.append(page)
+            _take(ctx, task, stats, held, order=0)
             task.cond_resched()
-            if len(held) > 2:
-                free_pages(system, held.pop(0))
-                stats.frees += 1
+            _give_back(ctx, stats, held, keep=2)
     finally:
-        for page in held:
-            free_pages(system, page)
-            stats.frees += 1
+        _give_back(ctx, stats, held, keep=0)
 
 
 def fake_writer(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
