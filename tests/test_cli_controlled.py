@@ -118,3 +118,14 @@ def test_dfs_says_whether_the_space_was_exhausted(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     line = next(line for line in proc.stdout.splitlines() if line.startswith("Exploration:"))
     assert "NOT exhausted: 5 schedules" in line
+
+
+def test_plugin_blocking_outside_the_scheduler_is_reported_not_hung_on(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "plugins")]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "stress", "--quiet", "--sched", "random", "--steps", "4000",
+         "--stall-timeout", "1", "--flavor", "user_rcu:StuckReaderRCU"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BUG: stall of the controlled run: a thread reached no schedule point" in proc.stdout
+    assert "iterator-0" in proc.stdout                 # the culprit, with its stack
