@@ -168,7 +168,7 @@ def _schedule(cfg: RunConfig, program: StressProgram) -> sched.RunResult:
         explored = sched.explore(program, max_preemptions=cfg.max_preemptions,
                                  max_schedules=cfg.max_schedules, **_run_opts(cfg))
         program.explored = explored
-        if explored.failure is not None:
+        if explored.failure is not None and explored.failure.trace is not None:
             return sched.replay(program, explored.failure.trace,   # rebuild that run
                                 hang_timeout=cfg.stall_timeout)
         return sched.run_program(program, sched.GuidedStrategy([]), **_run_opts(cfg))

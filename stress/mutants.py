@@ -82,7 +82,8 @@ def _table(mutants: list[Mutant], modes: list[str], rows: dict[tuple[str, str], 
         seen = next((c.kind for c in cells if c.kind), "-")
         lines.append([m.name, m.component, *[c.cell() for c in cells], seen, m.expected])
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+                     .rstrip()
                      for row in lines)
 
 

@@ -84,8 +84,9 @@ def shrink(make_program: ProgramFactory, failing: RunResult, *,
 
     ``predicate(result)`` says whether a run still shows the bug; the default is
     :func:`same_failure`. With a predicate, ``failing`` need not have failed in the
-    scheduler's sense (a harness may stop a run at its first violation). ``run_opts`` go to :func:`run_program` (use the same
-    ``max_steps``/``livelock_steps`` as the failing run).
+    scheduler's sense (a harness may stop a run at its first violation). ``run_opts``
+    go to :func:`run_program` (use the same ``max_steps``/``livelock_steps`` as the
+    failing run).
     """
     if failing.trace is None or not (failing.failed or predicate is not None):
         raise UsageError("shrink() takes a failed controlled run (RunResult.failed and a "
