@@ -76,6 +76,12 @@ def _mm_mutant(name: str, component: str) -> Mutant:
                   system_kwargs=v.system_kwargs())
 
 
+def _with_config(mutant: Mutant, **config: Any) -> Mutant:
+    return Mutant(mutant.name, mutant.component, mutant.bug, mutant.kinds, mutant.subject,
+                  mutant.needs, {**mutant.config, **config}, mutant.flavor_cls,
+                  mutant.srcu_cls, mutant.system_kwargs, mutant.workers)
+
+
 def _doc(cls: Any) -> str:
     return (cls.__doc__ or "").strip().splitlines()[0]
 
@@ -90,8 +96,11 @@ _ENTRIES: list[Mutant] = [
            needs={"flavor": "memb"}, flavor_cls=_rcu.SingleFlipMemb,
            # a reader preempted between loading the phase and storing it, across a whole
            # grace period, then a second one: fewer threads make that window common
-           config={"allocators": 0, "policy_users": 0, "sleepers": 0, "iterators": 2,
-                   "fake_writers": 2, "nodes": 2, "cpus": 2, "steps": 5000}),
+           # (and PCT needs more than two change points: the window is one step in
+           # thousands)
+           config={"allocators": 0, "policy_users": 0, "sleepers": 0, "iterators": 1,
+                   "fake_writers": 2, "nodes": 2, "cpus": 2, "steps": 2000,
+                   "pct_depth": 10}),
     Mutant("call-rcu-early", "callbacks", _doc(_rcu.EarlyCallbackQSBR), _GP,
            needs={"flavor": "qsbr", "fake_writers": 1}, flavor_cls=_rcu.EarlyCallbackQSBR),
     Mutant("rcu-barrier-nowait", "callbacks", _doc(_rcu.NoWaitBarrierQSBR), _GP,
@@ -110,7 +119,10 @@ _ENTRIES: list[Mutant] = [
     _mm_mutant("reuse-early-reset", "remover"),
     _mm_mutant("rollback-keeps-isolation", "remover"),
     _mm_mutant("veto-ignored", "remover"),
-    _mm_mutant("alloc-ignores-isolation", "page allocator"),
+    _with_config(_mm_mutant("alloc-ignores-isolation", "page allocator"),
+                 # only a fallback walk or a bind policy reaches an isolated zone: PCT
+                 # needs more change points than its default to send one there
+                 pct_depth=10),
     _mm_mutant("free-loses-pages", "page allocator"),
     _mm_mutant("free-twice", "page allocator"),
     _mm_mutant("no-rebind", "mempolicy"),
