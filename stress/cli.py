@@ -220,7 +220,7 @@ def _write_json(target: str, doc: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (see the module docstring)."""
     try:
-        return _main(list(sys.argv[1:] if argv is None else argv))
+        code = _main(list(sys.argv[1:] if argv is None else argv))
     except _UsageError as exc:
         print(f"{PROG}: error: {exc} (see {PROG} --help)", file=sys.stderr)
         return EXIT_USAGE
@@ -237,6 +237,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: internal error (please report):\n{traceback.format_exc()}",
               file=sys.stderr)
         return EXIT_SKIP
+    except SystemExit as exc:              # argparse's --help; sys.exit() in code under test
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)   # what the interpreter would do: exit 1
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    return _bisectable(code)
+
+
+def _bisectable(code: int) -> int:
+    """``code`` if ``git bisect run`` takes it (0..127, or 130 to stop), else 125."""
+    if 0 <= code <= 127 or code == EXIT_INTERRUPT:
+        return code
+    print(f"{PROG}: internal error: exit status {code} is out of range (sys.exit() in "
+          "the code under test?); exiting 125 so that a bisection skips this commit",
+          file=sys.stderr)
+    return EXIT_SKIP
 
 
 #: Subcommands: ``rcu-pgdat-stress NAME ...`` runs ``module.main(rest)``.

@@ -116,7 +116,9 @@ def _run_task(ctx: RunContext, task: Task, stats: WorkerStats,
             task.exit()
     except ViolationError:
         pass                             # reported where it happened
-    except Exception as exc:             # noqa: BLE001 - every escape is a report
+    except sched.RunStopped:
+        raise                            # a controlled run unwinds its threads
+    except BaseException as exc:         # noqa: BLE001 - SystemExit in a plug-in too
         collector.report_exception(exc, task.name)
 
 

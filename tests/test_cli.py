@@ -165,3 +165,9 @@ def test_stuck_reader_is_reported_as_a_stall() -> None:
     assert "thread iterator-0:" in proc.stdout         # every thread's stack is shown
     assert "running=['iterator-0']" in proc.stdout     # who holds the remover up
     assert last_line(proc.stdout) == "--- End of test: FAILURE"
+
+
+def test_plugin_calling_sys_exit_in_a_worker_is_a_violation() -> None:
+    proc = cli("--duration", "5", "--quiet", "--flavor", "user_rcu:ExitingRCU")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BUG: thread-exception" in proc.stdout and "SystemExit" in proc.stdout

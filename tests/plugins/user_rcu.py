@@ -86,3 +86,10 @@ class NoProtocol:
 def broken_factory() -> UserRCU:
     """A factory that raises while it builds the flavor."""
     raise RuntimeError("cannot build this flavor")
+
+
+class ExitingRCU(UserRCU):
+    """A grace period that calls sys.exit(): must be a violation, never a silent pass."""
+
+    def synchronize(self) -> None:
+        raise SystemExit(3)
