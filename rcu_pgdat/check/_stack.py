@@ -8,6 +8,8 @@ root are shown relative to it, so the same run prints the same report on any che
 
 from __future__ import annotations
 
+from ..sched._frames import current_frames
+
 import contextlib
 import functools
 import os
@@ -87,7 +89,7 @@ def of_thread(name: str) -> Stack:
 
     Thread ids are used only to find the frame; nothing of them reaches a report.
     """
-    frames = sys._current_frames()
+    frames = current_frames()
     for thread in threading.enumerate():
         if thread.name == name and thread.ident in frames:
             return _trim(_walk(frames[thread.ident]))
@@ -108,7 +110,7 @@ def format_stack(stack: Stack, indent: str = "    ") -> str:
 
 def thread_stacks() -> str:
     """Every live thread's trimmed stack, by thread name (for stall and deadlock reports)."""
-    frames = sys._current_frames()
+    frames = current_frames()
     blocks = []
     for thread in sorted(threading.enumerate(), key=lambda t: t.name):
         frame = frames.get(thread.ident) if thread.ident is not None else None

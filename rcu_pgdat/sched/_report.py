@@ -3,8 +3,9 @@ interleaving table of a trace (one column per thread, as Lincheck prints it)."""
 
 from __future__ import annotations
 
+from ._frames import current_frames
+
 import os
-import sys
 import threading
 import traceback
 
@@ -27,7 +28,7 @@ def thread_stack(thread: threading.Thread | None, indent: str = "    ") -> str:
     ``sys._current_frames`` is keyed by thread id: the id is used to look the frame up
     and for nothing else.
     """
-    frame = sys._current_frames().get(thread.ident) if thread and thread.ident else None
+    frame = current_frames().get(thread.ident) if thread and thread.ident else None
     if frame is None:
         return f"{indent}(no stack: the thread is not running)"
     entries = [e for e in traceback.extract_stack(frame) if not _ours(e.filename)]

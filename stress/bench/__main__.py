@@ -1,0 +1,7 @@
+"""``python -m stress.bench``: the same as ``rcu-pgdat-stress bench``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
