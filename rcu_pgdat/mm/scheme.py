@@ -165,7 +165,9 @@ class RWSem:
     ``_guard`` (a ``threading.Lock`` used only with ``acquire(False)``) makes the
     check-and-update of ``readers``/``writer`` one step: a reader enters only when no
     writer holds or waits for the lock (``writer_waiting``), so a stream of readers
-    cannot starve the remover.
+    cannot starve the remover. Each claim is a bound method, so the uncontended path
+    takes the guard once and builds no closure; waits go through the scheduler with the
+    same method as their condition.
     """
 
     def __init__(self, name: str) -> None:
@@ -174,54 +176,61 @@ class RWSem:
         self.readers = 0
         self.writer = False
         self.writer_waiting = False
+        self._labels = (f"rwsem:{name}:down_read", f"rwsem:{name}:up_read",
+                        f"rwsem:{name}:up_write", f"down_read {name}", f"up_read {name}",
+                        f"down_write {name}")
 
-    def _try(self, ok: Any, update: Any) -> bool:
+    def _read_in(self) -> bool:
         if not self._guard.acquire(False):
             return False
         try:
-            if not ok():
+            if self.writer or self.writer_waiting:
                 return False
-            update()
+            self.readers += 1
             return True
         finally:
             self._guard.release()
 
-    def _reader_in(self) -> None:
-        self.readers += 1
-
-    def _reader_out(self) -> None:
+    def _read_out(self) -> bool:
+        if not self._guard.acquire(False):
+            return False
         self.readers -= 1
+        self._guard.release()
+        return True
+
+    def _write_in(self) -> bool:
+        if not self._guard.acquire(False):
+            return False
+        try:
+            if self.writer or self.readers:
+                return False
+            self.writer = True
+            self.writer_waiting = False
+            return True
+        finally:
+            self._guard.release()
 
     def down_read(self) -> None:
         """Take the read side; waits while a writer holds or wants the lock."""
-        sched.point(f"rwsem:{self.name}:down_read")
-        if not self._try(lambda: not self.writer and not self.writer_waiting, self._reader_in):
-            sched.active().wait_until(
-                lambda: self._try(lambda: not self.writer and not self.writer_waiting,
-                                  self._reader_in),
-                f"down_read {self.name}")
+        sched.point(self._labels[0])
+        if not self._read_in():
+            sched.active().wait_until(self._read_in, self._labels[3])
 
     def up_read(self) -> None:
         """Release the read side."""
-        sched.active().wait_until(lambda: self._try(lambda: True, self._reader_out),
-                                  f"up_read {self.name}")
-        sched.point(f"rwsem:{self.name}:up_read")
+        if not self._read_out():
+            sched.active().wait_until(self._read_out, self._labels[4])
+        sched.point(self._labels[1])
 
     def down_write(self) -> None:
         """Take the write side: announce, then wait until readers and writer are gone."""
         self.writer_waiting = True
-
-        def take() -> None:
-            self.writer = True
-            self.writer_waiting = False
-        sched.wait_until(lambda: self._try(lambda: not self.writer and self.readers == 0,
-                                           take),
-                         f"down_write {self.name}")
+        sched.wait_until(self._write_in, self._labels[5])
 
     def up_write(self) -> None:
         """Release the write side."""
         self.writer = False
-        sched.point(f"rwsem:{self.name}:up_write")
+        sched.point(self._labels[2])
 
     def __repr__(self) -> str:
         return (f"<RWSem {self.name} readers={self.readers} writer={self.writer} "
