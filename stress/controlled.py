@@ -29,7 +29,7 @@ from rcu_pgdat.check import Collector, Kind, Violation, ViolationError
 from rcu_pgdat.errors import TraceError
 from rcu_pgdat.sched import Outcome, Program, Trace
 
-from .run import Built, RunConfig, RunResult, build, gp_latencies
+from .run import Built, RunConfig, RunResult, build, check_at_rest, gp_latencies
 
 __all__ = ["StressProgram", "run_controlled", "scheduler_budget", "livelock_bound",
            "config_from_trace", "SweepReport", "sweep_seeds"]
@@ -82,9 +82,7 @@ def _teardown(built: Built) -> None:
     sched.wait_until(lambda: ctx.exited >= workers, "teardown: every worker to exit")
     try:
         system.scheme.shutdown()
-        if not system.collector.stopped:
-            system.oracles.finish()
-            system.check_pages_conserved()
+        check_at_rest(system)
     except ViolationError:
         pass                                   # reported where it happened
 

@@ -270,6 +270,17 @@ def build(cfg: RunConfig, *, controlled: bool = False,
     return Built(system, ctx, stats, bodies)
 
 
+def check_at_rest(system: System) -> None:
+    """The checks only a stopped run can make: sections nobody closed, pages conserved.
+
+    Skipped after a violation stopped the run: workers that unwound from it may have
+    left pages held and sections open, which would only repeat the first report.
+    """
+    if not system.collector.stopped:
+        system.oracles.finish()
+        system.check_pages_conserved()
+
+
 def gp_latencies(system: System) -> dict[str, list[float]]:
     """Grace-period latencies per flavor/domain key (scheduler time)."""
     latencies = {}
@@ -325,9 +336,7 @@ def run(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
             ctx.stop.set()
             stuck = _join(system, threads, cfg.stall_timeout)
         if not stuck and _bounded(system.scheme.shutdown, cfg.stall_timeout):
-            if not collector.stopped:
-                system.oracles.finish()
-                system.check_pages_conserved()
+            check_at_rest(system)
         elif not stuck:
             report_stall(system, "of the callback workers",
                          f"Callback workers did not shut down within {cfg.stall_timeout:.1f}s")
