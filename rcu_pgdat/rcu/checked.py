@@ -35,12 +35,13 @@ LATENCY_SAMPLES = 20000
 
 
 class _CheckedCallbacks:
-    """The callback and barrier checks shared by RCU flavors and SRCU domains."""
+    """What the RCU and SRCU wrappers share: the oracle key, timed grace periods, and
+    the callback and barrier checks."""
 
-    key: str
-    oracles: Oracles
-
-    def _init_callbacks(self) -> None:
+    def __init__(self, impl: Any, oracles: Oracles, prefix: str) -> None:
+        self.oracles = oracles
+        self.name = str(getattr(impl, "name", type(impl).__name__))
+        self.key = f"{prefix}:{self.name}"
         self._cb_lock = threading.Lock()       # guards _queued/_started; a leaf
         self._queued = 0
         self._started = 0
@@ -85,11 +86,8 @@ class CheckedRCU(_CheckedCallbacks):
     """An RCU flavor (built-in or plug-in) whose every call feeds the oracles."""
 
     def __init__(self, flavor: Any, oracles: Oracles) -> None:
+        super().__init__(flavor, oracles, "rcu")
         self.flavor = flavor
-        self.oracles = oracles
-        self.name = str(getattr(flavor, "name", type(flavor).__name__))
-        self.key = f"rcu:{self.name}"
-        self._init_callbacks()
         self._fallback_worker: Any = None
         noop = _noop
         self._register = getattr(flavor, "register_thread", noop)
@@ -194,11 +192,8 @@ class CheckedSRCU(_CheckedCallbacks):
     """An SRCU domain (built-in or plug-in) whose every call feeds the oracles."""
 
     def __init__(self, domain: Any, oracles: Oracles) -> None:
+        super().__init__(domain, oracles, "srcu")
         self.domain = domain
-        self.oracles = oracles
-        self.name = str(getattr(domain, "name", type(domain).__name__))
-        self.key = f"srcu:{self.name}"
-        self._init_callbacks()
 
     def read_lock(self) -> Any:
         """Begin a sleepable section; returns the domain's index (passed back as is)."""
