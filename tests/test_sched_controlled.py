@@ -56,8 +56,9 @@ def test_sweep_shrinks_the_first_failure_when_asked() -> None:
     assert swept.shrunk.preemptions <= swept.first.preemptions
     assert swept.first_seed is not None
     assert swept.runs == swept.first_seed + 1              # stopped at the first failure
-    assert swept.summary() == (f"pct: 1 of {swept.runs} runs failed (seeds 0.."
-                               f"{swept.first_seed}; first: seed {swept.first_seed}, failed)")
+    first = swept.first_seed
+    assert swept.summary() == (f"pct: 1 of {swept.runs} runs failed (seeds 0..{first}; "
+                               f"first: seed {first}, pct d=3, failed)")
 
 
 # -- deadlock, livelock, hang ------------------------------------------------------------

@@ -36,8 +36,9 @@ from .primitives import Event, Mutex
 from .runner import (Program, ProgramFactory, SweepResult, calibrate_steps, replay,
                      run_free, run_program, sweep)
 from .shrink import shrink
-from .strategies import (CONTROLLED_MODES, ChoiceStrategy, Decision, GuidedStrategy,
-                         PCTStrategy, RandomStrategy, ReplayStrategy, Strategy, make_strategy)
+from .strategies import (CONTROLLED_MODES, STRATEGIES, ChoiceStrategy, Decision,
+                         GuidedStrategy, PCTStrategy, RandomStrategy, ReplayStrategy, Strategy,
+                         StrategySpec, describe_strategy, make_strategy)
 from .stress import StressScheduler
 from .trace import Step, Trace
 
@@ -71,7 +72,10 @@ __all__ = [
     "GuidedStrategy",
     "ChoiceStrategy",
     "CONTROLLED_MODES",
+    "STRATEGIES",
+    "StrategySpec",
     "make_strategy",
+    "describe_strategy",
     "Trace",
     "Step",
     "Program",

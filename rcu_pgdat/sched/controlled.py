@@ -59,7 +59,7 @@ from typing import Any, Callable
 from ..errors import UsageError
 from ._base import Scheduler
 from ._report import interleaving_table, thread_stack
-from .strategies import Decision, Strategy
+from .decision import Decision, Strategy
 from .trace import Step, Trace
 
 __all__ = ["ControlledScheduler", "RunStopped", "Outcome", "RunResult", "ThreadError"]

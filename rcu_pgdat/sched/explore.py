@@ -36,7 +36,7 @@ from typing import Any
 
 from .controlled import Outcome, RunResult
 from .runner import ProgramFactory, run_program
-from .strategies import Decision, Strategy
+from .decision import Decision, Strategy
 
 __all__ = ["explore", "ExploreResult"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from .strategies import ChoiceStrategy
+from .basic import ChoiceStrategy
 
 __all__ = ["schedules"]
 

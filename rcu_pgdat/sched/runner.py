@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Union
 
 from ._base import Scheduler
 from .controlled import ControlledScheduler, Outcome, RunResult, ThreadError
-from .strategies import RandomStrategy, ReplayStrategy, Strategy, make_strategy
+from .strategies import RandomStrategy, ReplayStrategy, Strategy, strategy_spec
 from .stress import StressScheduler
 from .trace import Trace
 
@@ -164,6 +164,8 @@ class SweepResult:
     params: dict[str, Any]
     #: ``first`` shrunk (``sweep(..., shrink_first=True)``, controlled modes only).
     shrunk: RunResult | None = None
+    #: What each seed ran (``Strategy.summary()``: ``pct d=4``), controlled modes only.
+    ran: dict[int, str] = field(default_factory=dict)
 
     @property
     def failures(self) -> int:
@@ -179,28 +181,42 @@ class SweepResult:
         span = f"seeds {ran.start}..{ran.start + (len(ran) - 1) * ran.step}" if ran else "no seeds"
         if self.first is None:
             return f"{self.mode}: no failure in {self.runs} runs ({span})"
+        label = self.ran.get(self.first_seed) if self.first_seed is not None else None
+        what = f", {label}" if label and label != self.mode else ""
         return (f"{self.mode}: {self.failures} of {self.runs} runs failed ({span}; first: "
-                f"seed {self.first_seed}, {self.first.outcome.value})")
+                f"seed {self.first_seed}{what}, {self.first.outcome.value})")
 
 
 def sweep(make_program: ProgramFactory, mode: str = "random",
           seeds: range = range(100), *, stop_at_first: bool = False,
-          pct_depth: int = 3, pct_steps: int | None = None, yield_probability: float = 0.05,
+          options: Mapping[str, Any] | None = None, pct_depth: int | None = None,
+          pct_steps: int | None = None, yield_probability: float = 0.05,
           free_timeout: float = 5.0, shrink_first: bool = False,
           **run_opts: Any) -> SweepResult:
-    """Run ``make_program`` once per seed under ``mode`` (random, pct, stress or free).
+    """Run ``make_program`` once per seed under ``mode`` (a per-seed strategy of the
+    registry, ``stress`` or ``free``).
 
-    ``pct_steps`` defaults to :func:`calibrate_steps`. ``stress`` runs free with a
-    :class:`StressScheduler` per seed, ``free`` with the default scheduler (the seed
-    only counts runs); neither has a trace and the OS decides too. With
-    ``shrink_first`` the first failing controlled run is shrunk (``SweepResult.shrunk``)
-    so that it can be reported small.
+    ``options`` are the strategy's options (see ``strategies.STRATEGIES``);
+    ``pct_depth`` and ``pct_steps`` are shorthands for ``pct_depth`` and ``steps``
+    there. A strategy that needs the run length gets :func:`calibrate_steps` unless
+    ``steps`` is given. ``stress`` runs free with a :class:`StressScheduler` per seed,
+    ``free`` with the default scheduler (the seed only counts runs); neither has a
+    trace and the OS decides too. With ``shrink_first`` the first failing controlled
+    run is shrunk (``SweepResult.shrunk``) so that it can be reported small.
     """
     params: dict[str, Any] = {}
-    if mode == "pct":
-        params = {"pct_depth": pct_depth,
-                  "pct_steps": pct_steps or calibrate_steps(make_program, **run_opts)}
+    if mode not in FREE_MODES:
+        spec = strategy_spec(mode)
+        given = dict(options or {})
+        if pct_depth is not None:
+            given["pct_depth"] = pct_depth
+        if pct_steps is not None:
+            given["steps"] = pct_steps
+        if spec.needs_steps and given.get("steps") is None:
+            given["steps"] = calibrate_steps(make_program, **run_opts)
+        params = spec.options(given)
     failing: list[int] = []
+    ran: dict[int, str] = {}
     first: RunResult | None = None
     runs = 0
     for seed in seeds:
@@ -210,8 +226,9 @@ def sweep(make_program: ProgramFactory, mode: str = "random",
                          StressScheduler(seed=seed, yield_probability=yield_probability))
             result = run_free(make_program, scheduler, timeout=free_timeout)
         else:
-            result = run_program(make_program, make_strategy(mode, seed, **params),
-                                 **run_opts)
+            strategy = spec.make(seed, **params)
+            ran[seed] = strategy.summary()
+            result = run_program(make_program, strategy, **run_opts)
         if result.failed:
             failing.append(seed)
             if first is None:
@@ -222,4 +239,4 @@ def sweep(make_program: ProgramFactory, mode: str = "random",
     if shrink_first and first is not None and first.trace is not None:
         from .shrink import shrink           # shrink builds on this module
         shrunk = shrink(make_program, first, **run_opts)
-    return SweepResult(mode, seeds, runs, failing, first, params, shrunk)
+    return SweepResult(mode, seeds, runs, failing, first, params, shrunk, ran)

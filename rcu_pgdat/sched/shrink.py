@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 from ..errors import UsageError
 from .controlled import Outcome, RunResult
 from .runner import ProgramFactory, run_program
-from .strategies import GuidedStrategy, Switch
+from .basic import GuidedStrategy, Switch
 
 __all__ = ["shrink", "same_failure", "switches_of"]
 
