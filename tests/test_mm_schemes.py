@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 from test_mm_support import GatedRemover, Tasks, built, kinds
@@ -15,7 +15,8 @@ from rcu_pgdat.errors import UsageError
 from rcu_pgdat.mm._broken import NoWriteLockScheme, ReuseEarlyResetRemover
 from rcu_pgdat.mm.hotplug import OK
 from rcu_pgdat.mm.page_alloc import alloc_pages, free_pages
-from rcu_pgdat.mm.scheme import SCHEMES, RCUScheme, ReuseScheme, RWLockScheme, RWSem
+from rcu_pgdat.mm.locks import RWSem
+from rcu_pgdat.mm.scheme import RCUScheme, ReuseScheme, RWLockScheme
 from rcu_pgdat.mm.system import System
 from rcu_pgdat.mm.task import Task
 
@@ -54,7 +55,6 @@ def _reader_kinds(system: System, task: Task) -> int:
 ])
 def test_the_same_reader_code_runs_under_every_scheme(scheme: str, cls: type,
                                                       keys: tuple[str, ...]) -> None:
-    assert scheme in SCHEMES
     with built(scheme=scheme) as system, Tasks(system, "a", "b") as tasks, \
             Actors("remover") as actors:
         assert type(system.scheme) is cls and system.scheme.protecting_keys() == keys
@@ -82,7 +82,7 @@ def test_rwsem_writer_waits_for_readers_and_new_readers_wait_for_it() -> None:
     with Actors("r1", "r2", "w") as actors:
         actors.run("r1", sem.down_read)
         writer = actors.start("w", sem.down_write)
-        assert sched.wait_until(lambda: sem.writer_waiting, "waiting", timeout=STEP_TIMEOUT)
+        assert sched.wait_until(lambda: sem.writers_waiting, "waiting", timeout=STEP_TIMEOUT)
         late = actors.start("r2", sem.down_read)      # behind the waiting writer
         with pytest.raises(FutureTimeout):
             writer.result(0.1)
@@ -93,7 +93,63 @@ def test_rwsem_writer_waits_for_readers_and_new_readers_wait_for_it() -> None:
         actors.run("w", sem.up_write)
         late.result(STEP_TIMEOUT)
         actors.run("r2", sem.up_read)
-    assert repr(sem) == "<RWSem t readers=0 writer=False waiting=False>"
+    assert repr(sem) == "<RWSem t readers=0 writer=False waiting=0>"
+
+
+class OneFlagRWSem(RWSem):
+    """Writers announce themselves in one flag: the first to get in clears it for all."""
+
+    def _announce_writer(self) -> bool:
+        self.writers_waiting = 1
+        return True
+
+    def _write_in(self) -> bool:
+        if self.writer or self.readers:
+            return False
+        self.writer = True
+        self.writers_waiting = 0
+        return True
+
+
+def _two_writers(cls: type[RWSem]) -> sched.ProgramFactory:
+    """Two writers (the remover and a fake writer) and two readers on one semaphore.
+
+    Checked in each reader as it gets in: no writer is between its ``down_write`` call
+    and its return (no schedule point separates the ``wanting`` update from the call,
+    so in controlled mode a writer in ``wanting`` has announced itself).
+    """
+    def make() -> sched.Program:
+        sem = cls("pgdat_rwsem")
+        wanting: set[str] = set()
+
+        def writer(name: str) -> Callable[[], None]:
+            def body() -> None:
+                for _ in range(3):
+                    wanting.add(name)
+                    sem.down_write()
+                    wanting.discard(name)
+                    sched.point("write section")
+                    sem.up_write()
+            return body
+
+        def reader() -> None:
+            for _ in range(6):
+                sem.down_read()
+                assert not wanting, f"a reader overtook waiting writer(s) {sorted(wanting)}"
+                sched.point("read section")
+                sem.up_read()
+        return sched.Program({"remover": writer("remover"), "fake-writer": writer("fake"),
+                              "reader-0": reader, "reader-1": reader})
+    return make
+
+
+@pytest.mark.parametrize(("cls", "is_broken"), [(RWSem, False), (OneFlagRWSem, True)])
+def test_a_second_waiting_writer_keeps_readers_out(cls: type[RWSem], is_broken: bool) -> None:
+    result = sched.sweep(_two_writers(cls), "random", range(20), max_steps=5000)
+    assert bool(result.failing_seeds) == is_broken, result.summary()
+    if is_broken:
+        assert result.first is not None
+        assert "overtook waiting writer" in result.first.errors[0].summary()
 
 
 def test_a_nested_rwlock_reader_does_not_queue_behind_a_waiting_writer() -> None:
@@ -103,7 +159,7 @@ def test_a_nested_rwlock_reader_does_not_queue_behind_a_waiting_writer() -> None
         scheme = system.scheme
         tasks.run("reader", scheme.read_lock, task)
         writer = actors.start("writer", scheme.synchronize_all)
-        assert sched.wait_until(lambda: scheme.sem.writer_waiting,  # type: ignore[attr-defined]
+        assert sched.wait_until(lambda: scheme.sem.writers_waiting,  # type: ignore[attr-defined]
                                 "waiting", timeout=STEP_TIMEOUT)
         tasks.run("reader", scheme.read_lock, task)          # nested: no deadlock
         tasks.run("reader", scheme.read_unlock, task)

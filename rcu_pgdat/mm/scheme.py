@@ -25,15 +25,14 @@ task inside one (``stop_machine``), and ``cond_resched()`` inside one is refused
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from .. import sched
 from ..check import Oracles
 from ..rcu.checked import CheckedRCU, CheckedSRCU
+from .locks import RWSem
 from .task import Task
 
-__all__ = ["Scheme", "RCUScheme", "RWLockScheme", "ReuseScheme", "RWSem", "SCHEMES"]
+__all__ = ["Scheme", "RCUScheme", "RWLockScheme", "ReuseScheme"]
 
 
 class Scheme:
@@ -159,84 +158,6 @@ class ReuseScheme(RCUScheme):
     frees_pgdat = False
 
 
-class RWSem:
-    """A reader-writer semaphore through the scheduler; writers wait for readers.
-
-    ``_guard`` (a ``threading.Lock`` used only with ``acquire(False)``) makes the
-    check-and-update of ``readers``/``writer`` one step: a reader enters only when no
-    writer holds or waits for the lock (``writer_waiting``), so a stream of readers
-    cannot starve the remover. Each claim is a bound method, so the uncontended path
-    takes the guard once and builds no closure; waits go through the scheduler with the
-    same method as their condition.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._guard = threading.Lock()
-        self.readers = 0
-        self.writer = False
-        self.writer_waiting = False
-        self._labels = (f"rwsem:{name}:down_read", f"rwsem:{name}:up_read",
-                        f"rwsem:{name}:up_write", f"down_read {name}", f"up_read {name}",
-                        f"down_write {name}")
-
-    def _read_in(self) -> bool:
-        if not self._guard.acquire(False):
-            return False
-        try:
-            if self.writer or self.writer_waiting:
-                return False
-            self.readers += 1
-            return True
-        finally:
-            self._guard.release()
-
-    def _read_out(self) -> bool:
-        if not self._guard.acquire(False):
-            return False
-        self.readers -= 1
-        self._guard.release()
-        return True
-
-    def _write_in(self) -> bool:
-        if not self._guard.acquire(False):
-            return False
-        try:
-            if self.writer or self.readers:
-                return False
-            self.writer = True
-            self.writer_waiting = False
-            return True
-        finally:
-            self._guard.release()
-
-    def down_read(self) -> None:
-        """Take the read side; waits while a writer holds or wants the lock."""
-        sched.point(self._labels[0])
-        if not self._read_in():
-            sched.active().wait_until(self._read_in, self._labels[3])
-
-    def up_read(self) -> None:
-        """Release the read side."""
-        if not self._read_out():
-            sched.active().wait_until(self._read_out, self._labels[4])
-        sched.point(self._labels[1])
-
-    def down_write(self) -> None:
-        """Take the write side: announce, then wait until readers and writer are gone."""
-        self.writer_waiting = True
-        sched.wait_until(self._write_in, self._labels[5])
-
-    def up_write(self) -> None:
-        """Release the write side."""
-        self.writer = False
-        sched.point(self._labels[2])
-
-    def __repr__(self) -> str:
-        return (f"<RWSem {self.name} readers={self.readers} writer={self.writer} "
-                f"waiting={self.writer_waiting}>")
-
-
 class RWLockScheme(Scheme):
     """One reader-writer semaphore for every reader; the remover writes under it.
 
@@ -305,7 +226,3 @@ class RWLockScheme(Scheme):
         self.sem.up_write()
 
     synchronize_sched = synchronize_all
-
-
-#: Scheme names accepted by ``--scheme``.
-SCHEMES = ("rcu", "rwlock", "reuse")

@@ -23,7 +23,7 @@ from ..mm._broken import MUTANTS as _MM_VARIANTS
 from ..rcu._srcu_mutants import SRCUSkipOldIndex
 from . import _rcu, _readers
 
-__all__ = ["Mutant", "MUTANTS", "describe", "lookup", "catalogue_config"]
+__all__ = ["Mutant", "MUTANTS", "describe", "catalogue_config"]
 
 _GP = (Kind.GP_TOO_SHORT, Kind.USE_AFTER_FREE, Kind.STALE_GENERATION)
 #: A grace period that can never end: the counters it waits on are off for good. The
@@ -147,14 +147,6 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in _ENTRIES}
 def catalogue_config(mutant: Mutant) -> dict[str, Any]:
     """The run parameters the catalogue uses for ``mutant``: its needs and hints."""
     return {**mutant.needs, **mutant.config, "inject": (mutant.name,)}
-
-
-def lookup(name: str) -> Mutant:
-    """The mutant called ``name``; ``KeyError`` with the known names otherwise."""
-    try:
-        return MUTANTS[name]
-    except KeyError:
-        raise KeyError(f"unknown mutant {name!r}; --list-mutants shows them") from None
 
 
 def describe() -> str:

@@ -28,7 +28,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from rcu_pgdat import sched
-from rcu_pgdat.mm.scheme import RWSem
+from rcu_pgdat.mm.locks import RWSem
 from rcu_pgdat.rcu import QSBR, Memb
 from rcu_pgdat.rcu.srcu import SRCU
 
