@@ -133,7 +133,7 @@ def summary(result: RunResult, program: str = "rcu-pgdat-stress",
     remover = result.workers.get("remover")
     if remover is not None and remover.loops == 0 and not result.interrupted:
         lines.append(f"!!! Writer stall: the remover never completed a cycle "
-                     f"(phase {s.phase!r})")
+                     f"(phase {s.remover.phase!r})")
     for key, samples in sorted(result.gp_latencies.items()):
         lat = _latency(samples)
         lines.append(f"Grace periods ({key}): {lat['count']} timed, median "

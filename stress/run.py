@@ -211,7 +211,7 @@ class _Watchdog:
             return False
         report_stall(self.system, "of the remover (writer stall)",
                      f"The remover made no progress for {now - self.last_change:.1f}s, "
-                     f"in phase {self.system.phase!r}")
+                     f"in phase {self.system.remover.phase!r}")
         return True
 
 

@@ -24,7 +24,6 @@ from typing import Any, Callable
 from rcu_pgdat import sched
 from rcu_pgdat.check import ViolationError
 from rcu_pgdat.errors import UsageError
-from rcu_pgdat.mm.hotplug import OK, EBUSY, VETO
 from rcu_pgdat.mm.mempolicy import (MPOL_BIND, MPOL_DEFAULT, MPOL_INTERLEAVE, MPOL_PREFERRED,
                                     Mempolicy, set_mempolicy)
 from rcu_pgdat.mm.page_alloc import Page, alloc_pages, free_pages
@@ -306,17 +305,10 @@ def remover(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
         offline = [nid for nid in range(nr) if not system.node_online.test(nid)]
         if offline and (len(online) <= 1 or rng.random() < 0.5):
             if system.remover.online_node(offline[rng.randrange(len(offline))]):
-                system.stats.onlines += 1
                 stats.results["online"] = stats.results.get("online", 0) + 1
         else:
             result = system.remover.offline_node(online[rng.randrange(len(online))])
             stats.results[result] = stats.results.get(result, 0) + 1
-            if result == OK:
-                system.stats.offlines += 1
-            elif result == EBUSY:
-                system.stats.ebusy += 1
-            elif result == VETO:
-                system.stats.vetoes += 1
         task.cond_resched()
         task.sleep(ctx.remover_pause)
 

@@ -227,7 +227,7 @@ def test_set_mempolicy_racing_an_offline_is_rebound_or_vetoes(policy: Mempolicy,
             store = tasks.start("user", set_mempolicy, system, task, policy)
             assert reached.wait(STEP_TIMEOUT)          # node 1 checked, lock held
             isolate.set()
-            assert sched.wait_until(lambda: "notifiers" in system.phase, "notifiers",
+            assert sched.wait_until(lambda: "notifiers" in system.remover.phase, "notifiers",
                                     timeout=STEP_TIMEOUT)
             assert not offline.done()                  # the chain waits for the lock
             gate.set()

@@ -34,7 +34,7 @@ from rcu_pgdat.mm._broken import (
     RollbackKeepsIsolationRemover,
     VetoIgnoredRemover,
 )
-from rcu_pgdat.mm.hotplug import EBUSY, LAST_NODE, NOT_ONLINE, OK, VETO, PostedRemover
+from rcu_pgdat.mm.hotplug import EBUSY, LAST_NODE, NOT_ONLINE, OK, ONLINE, VETO, PostedRemover
 from rcu_pgdat.mm.mempolicy import MPOL_BIND, MPOL_PREFERRED, Mempolicy, set_mempolicy
 from rcu_pgdat.mm.page_alloc import alloc_pages, free_pages
 from rcu_pgdat.mm.pgdat import PglistData
@@ -89,6 +89,14 @@ def test_ebusy_after_the_bound_leaves_the_node_exactly_as_it_was() -> None:
         assert not any(z.isolated for z in system.pgdat(1).node_zones)
         tasks.run("user", free_pages, system, page)
         assert actors.run("remover", system.remover.offline_node, 1) == OK
+        assert actors.run("remover", system.remover.offline_node, 1) == NOT_ONLINE
+        assert actors.run("remover", system.remover.online_node, 1)
+    # The remover keeps its own progress: what finished, by result (no-ops not counted).
+    remover = system.remover
+    assert remover.done == {EBUSY: 1, OK: 1, ONLINE: 1} and remover.phase == "idle"
+    assert (system.stats.ebusy, system.stats.offlines, system.stats.onlines) == (1, 1, 1)
+    assert remover.progress_report() == ("3 offline/online operation(s) finished (ebusy 1, "
+                                         "ok 1, online 1); now in phase 'idle'")
     assert system.collector.ok
 
 
@@ -97,7 +105,7 @@ def test_the_page_wait_ends_when_the_holder_frees() -> None:
             Tasks(system, "user") as tasks, Actors("remover") as actors:
         page = alloc_on(tasks, "user", system, 1)
         offline = actors.start("remover", system.remover.offline_node, 1)
-        assert sched.wait_until(lambda: system.phase == "offline node1: pages", "waiting",
+        assert sched.wait_until(lambda: system.remover.phase == "offline node1: pages", "waiting",
                                 timeout=STEP_TIMEOUT)
         with pytest.raises(FutureTimeout):
             offline.result(0.1)                          # waits for the held block
@@ -229,7 +237,7 @@ def test_the_remover_waits_for_a_reader_that_reached_the_pgdat(
         remover.wait_reached("isolate_zones")
         token, pgdat = tasks.run("reader", _enter_and_deref, system, task, 1, sleepable)
         isolate.set()
-        assert sched.wait_until(lambda: system.phase == f"offline node1: {held_in}",
+        assert sched.wait_until(lambda: system.remover.phase == f"offline node1: {held_in}",
                                 held_in, timeout=STEP_TIMEOUT)
         with pytest.raises(FutureTimeout):
             offline.result(0.2)                      # held up by the reader

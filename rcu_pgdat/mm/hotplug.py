@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from .system import System
 
 __all__ = ["Remover", "PostedRemover", "REMOVERS", "OFFLINE_RESULTS", "OK", "EBUSY", "VETO",
-           "LAST_NODE", "NOT_ONLINE"]
+           "LAST_NODE", "NOT_ONLINE", "ONLINE", "PROGRESS"]
 
 OK = "ok"
 EBUSY = "ebusy"
@@ -61,6 +61,10 @@ VETO = "veto"
 LAST_NODE = "last-node"
 NOT_ONLINE = "not-online"
 OFFLINE_RESULTS = (OK, EBUSY, VETO, LAST_NODE, NOT_ONLINE)
+#: What ``Remover.finish`` counts for a node brought (back) online.
+ONLINE = "online"
+#: The progress label of a finished offline or online operation (``sched.progress``).
+PROGRESS = "remover cycle"
 
 
 class Remover:
@@ -71,6 +75,36 @@ class Remover:
     def __init__(self, system: "System") -> None:
         self.system = system
         self.lock = sched.Mutex("hotplug_lock")
+        #: What the remover is doing now (for stall reports); written under ``lock``.
+        self.phase = "idle"
+        #: Offline and online operations finished, by result (``OFFLINE_RESULTS`` that
+        #: did work, and ``ONLINE``): the remover's progress.
+        self.done: dict[str, int] = {}
+
+    # -- progress ----------------------------------------------------------------------
+
+    def enter(self, phase: str) -> None:
+        """The remover starts a step (``offline node3: pages``)."""
+        self.phase = phase
+
+    def finish(self, result: str) -> str:
+        """An offline or online operation ended with ``result``: count it, as progress."""
+        self.done[result] = self.done.get(result, 0) + 1
+        self.system.stats.count_hotplug(result)
+        self.phase = "idle"
+        sched.progress(PROGRESS)
+        return result
+
+    @property
+    def cycles(self) -> int:
+        """Offline and online operations finished, whatever their result."""
+        return sum(self.done.values())
+
+    def progress_report(self) -> str:
+        """The remover's progress so far, in one line (for stall reports)."""
+        counts = ", ".join(f"{result} {n}" for result, n in sorted(self.done.items()))
+        return (f"{self.cycles} offline/online operation(s) finished"
+                f"{' (' + counts + ')' if counts else ''}; now in phase {self.phase!r}")
 
     # -- offline ---------------------------------------------------------------------
 
@@ -83,38 +117,37 @@ class Remover:
             if s.node_online.weight() <= 1:
                 return LAST_NODE
             before = s.node_state(nid)      # what a rollback must restore exactly
-            s.phase = f"offline node{nid}: cpus"
+            self.enter(f"offline node{nid}: cpus")
             self.offline_cpus(nid)
-            s.phase = f"offline node{nid}: isolate"
+            self.enter(f"offline node{nid}: isolate")
             self.isolate_zones(nid)
-            s.phase = f"offline node{nid}: pages"
+            self.enter(f"offline node{nid}: pages")
             pages_off = self.offline_pages(nid)
             for zone in s.pgdat(nid).node_zones:
                 s.check_zone_accounting(zone, f"in offline of node{nid}")
             if not pages_off:
                 self.rollback(nid)
                 s.check_rolled_back(before, EBUSY)
-                return EBUSY
-            s.phase = f"offline node{nid}: notifiers"
+                return self.finish(EBUSY)
+            self.enter(f"offline node{nid}: notifiers")
             if self.notify_going_offline(nid) is not None:
                 self.rollback(nid)
                 s.check_rolled_back(before, VETO)
-                return VETO
+                return self.finish(VETO)
             s.notifier.notify(MEM_OFFLINE, nid)
             s.check_policies(nid)           # from here on no policy may name the node
-            s.phase = f"offline node{nid}: unpublish"
+            self.enter(f"offline node{nid}: unpublish")
             pgdat = self.unpublish(nid)
-            s.phase = f"offline node{nid}: zonelists"
+            self.enter(f"offline node{nid}: zonelists")
             self.build_zonelists()
-            s.phase = f"offline node{nid}: grace period"
+            self.enter(f"offline node{nid}: grace period")
             self.wait_grace_period()
-            s.phase = f"offline node{nid}: release"
+            self.enter(f"offline node{nid}: release")
             s.check_node_pages_returned(pgdat)  # freed or kept (reuse): every page back
             self.release_node(nid, pgdat)
             s.node_removing.clear(nid)
             s.check_policies(nid)
-            s.phase = "idle"
-            return OK
+            return self.finish(OK)
 
     def offline_cpus(self, nid: int) -> None:
         """Step 1: every CPU of the node down, its tasks moved off the node."""
@@ -183,7 +216,6 @@ class Remover:
                 zone.isolated = False
         s.node_removing.clear(nid)
         self.online_cpus(nid)
-        s.phase = "idle"
 
     # -- online ----------------------------------------------------------------------
 
@@ -193,14 +225,14 @@ class Remover:
         with self.lock:
             if s.node_online.test(nid):
                 return False
-            s.phase = f"online node{nid}"
+            self.enter(f"online node{nid}")
             s.notifier.notify(MEM_GOING_ONLINE, nid)
             self.publish(nid, self.prepare_pgdat(nid))
             s.node_online.set(nid)                      # node_set_online()
             build_all_zonelists(s)
             s.notifier.notify(MEM_ONLINE, nid)
             self.online_cpus(nid)
-            s.phase = "idle"
+            self.finish(ONLINE)
             return True
 
     def prepare_pgdat(self, nid: int) -> PglistData:

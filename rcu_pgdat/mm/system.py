@@ -43,7 +43,7 @@ from .. import sched
 from ..check import Collector, Kind, Oracles, TrackedAllocator, Violation
 from ..errors import UsageError
 from ..rcu.checked import CheckedRCU, CheckedSRCU
-from .hotplug import REMOVERS, Remover
+from .hotplug import EBUSY, OK, ONLINE, REMOVERS, VETO, Remover
 from .locks import SeqCount
 from .mempolicy import POLICY_MODES, MempolicyNotifier
 from .nodemask import NodeMap
@@ -121,6 +121,13 @@ class SystemStats:
     zonelist_retries: int = 0
     cpu_downs: int = 0
 
+    def count_hotplug(self, result: str) -> None:
+        """Count a finished offline (``ok``, ``ebusy``, ``veto``) or an ``online``."""
+        field_name = {OK: "offlines", ONLINE: "onlines", VETO: "vetoes",
+                      EBUSY: "ebusy"}.get(result)
+        if field_name is not None:
+            setattr(self, field_name, getattr(self, field_name) + 1)
+
 
 class System:
     """The modelled kernel (see the module docstring)."""
@@ -148,7 +155,6 @@ class System:
         self.notifier = MemoryNotifier()
         self.tasks: list[Task] = []
         self.stats = SystemStats()
-        self.phase = "boot"
         self._ledger: dict[int, Page] = {}
         self._ledger_lock = threading.Lock()
         self._pfn = 0
@@ -181,7 +187,6 @@ class System:
                 self.node_data[nid] = alloc_node_data(self.allocator, nid, self.topology)
                 self.node_online.set(nid)
             build_all_zonelists(self)
-        self.phase = "idle"
 
     # -- tasks ------------------------------------------------------------------------
 
@@ -413,4 +418,4 @@ class System:
     def __repr__(self) -> str:
         return (f"<System scheme={self.scheme.name} remover={self.remover.variant} "
                 f"online={[n for n in range(len(self.node_online)) if self.node_online.test(n)]} "
-                f"phase={self.phase!r}>")
+                f"remover phase={self.remover.phase!r}>")
