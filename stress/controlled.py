@@ -11,7 +11,9 @@ down (a grace period that never ends) shows up as a livelock or a budget stall, 
 as a hang of the harness.
 
 What the scheduler finds on its own becomes a violation of the run: ``deadlock`` (every
-live thread blocked), ``livelock`` (no grace period completed within the livelock bound)
+live thread blocked), ``livelock`` (within the livelock bound, none of the progress the
+configuration makes: a finished remover operation, a grace period, a callback run, a
+write-side section of the rwsem; ``System.progress_kinds``)
 and ``stall`` (a thread that reaches no schedule point, or a run over its budget).
 """
 
@@ -121,14 +123,14 @@ def _hooks(program: StressProgram) -> Iterator[None]:
 
 _OUTCOME_KINDS = {
     Outcome.DEADLOCK: (Kind.DEADLOCK, "every live thread is blocked"),
-    Outcome.LIVELOCK: (Kind.LIVELOCK, "no grace period completed within the bound"),
+    Outcome.LIVELOCK: (Kind.LIVELOCK, "no progress within the bound"),
     Outcome.HANG: (Kind.STALL, "a thread reached no schedule point (blocked outside the "
                                "scheduler's sight)"),
     Outcome.BUDGET: (Kind.STALL, "the run did not wind down within its step budget"),
 }
 
 
-def _outcome_violation(result: sched.RunResult) -> Violation | None:
+def _outcome_violation(result: sched.RunResult, built: Built) -> Violation | None:
     entry = _OUTCOME_KINDS.get(result.outcome)
     if entry is None:
         if result.outcome is Outcome.FAILED and result.errors:
@@ -141,6 +143,8 @@ def _outcome_violation(result: sched.RunResult) -> Violation | None:
                              details=err.traceback)
         return None
     kind, what = entry
+    if result.outcome is Outcome.LIVELOCK:
+        what += f" (expected: {', '.join(built.system.progress_kinds())})"
     return Violation(kind=kind, subject=f"of the controlled run: {what}", thread="scheduler",
                      what=f"{what} (outcome {result.outcome.value} after {result.steps} steps)",
                      details=result.describe())
@@ -202,7 +206,7 @@ def run_controlled(cfg: RunConfig) -> RunResult:
             result = _shrunk(cfg, program, result)
     built = program.last
     assert built is not None
-    extra = _outcome_violation(result)
+    extra = _outcome_violation(result, built)
     if extra is not None:
         built.system.collector.report(extra)
     return RunResult(cfg, list(built.system.collector.violations), built.stats, built.system,

@@ -174,6 +174,11 @@ class RWSem:
         finally:
             self._guard.release()
 
+    @property
+    def progress_kind(self) -> str:
+        """What ``up_write`` notes as progress (``sched.progress``)."""
+        return self._labels[6]
+
     def down_read(self) -> None:
         """Take the read side; waits while a writer holds or wants the lock."""
         sched.point(self._labels[0])
@@ -195,7 +200,7 @@ class RWSem:
     def up_write(self) -> None:
         """Release the write side."""
         self.writer = False
-        sched.progress(self._labels[6])
+        sched.progress(self.progress_kind)
         sched.point(self._labels[2])
 
     def __repr__(self) -> str:

@@ -83,6 +83,10 @@ class Scheme:
         """Oracle keys of the sections that protect a pgdat pointer."""
         raise NotImplementedError
 
+    def progress_kinds(self) -> tuple[str, ...]:
+        """What the scheme's update side notes as progress (``sched.progress``)."""
+        raise NotImplementedError
+
     # -- the remover ----------------------------------------------------------------
     def synchronize_sched(self) -> None:
         """The RFC's wait: a grace period of the non-sleepable flavor only."""
@@ -138,6 +142,9 @@ class RCUScheme(Scheme):
 
     def protecting_keys(self) -> tuple[str, ...]:
         return (self.rcu.key, self.srcu.key)
+
+    def progress_kinds(self) -> tuple[str, ...]:
+        return self.rcu.progress_kinds + self.srcu.progress_kinds
 
     def synchronize_sched(self) -> None:
         self.rcu.synchronize()
@@ -213,6 +220,9 @@ class RWLockScheme(Scheme):
 
     def protecting_keys(self) -> tuple[str, ...]:
         return (self.key, self.sleepable_key)
+
+    def progress_kinds(self) -> tuple[str, ...]:
+        return (self.sem.progress_kind,)
 
     def synchronize_all(self) -> None:
         # Taking and dropping the write side is this scheme's grace period: every read

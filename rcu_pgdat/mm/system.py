@@ -44,6 +44,7 @@ from ..check import Collector, Kind, Oracles, TrackedAllocator, Violation
 from ..errors import UsageError
 from ..rcu.checked import CheckedRCU, CheckedSRCU
 from .hotplug import EBUSY, OK, ONLINE, REMOVERS, VETO, Remover
+from .hotplug import PROGRESS as REMOVER_PROGRESS
 from .locks import SeqCount
 from .mempolicy import POLICY_MODES, MempolicyNotifier
 from .nodemask import NodeMap
@@ -384,6 +385,13 @@ class System:
                     self.report(Kind.BUG, f"at end of run: node{nid} {zone.name} pages "
                                 "not conserved",
                                 f"free {zone.free_pages} of {zone.present_pages} pages")
+
+    def progress_kinds(self) -> tuple[str, ...]:
+        """What this configuration notes as progress (``sched.progress``): finished
+        remover operations, and the grace periods, callbacks or write-side sections of
+        its scheme. A controlled run that notes none of them for its livelock bound is
+        a livelock; the report names them."""
+        return (REMOVER_PROGRESS,) + self.scheme.progress_kinds()
 
     # -- the remover's helpers -------------------------------------------------------
 

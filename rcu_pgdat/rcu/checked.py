@@ -42,6 +42,9 @@ class _CheckedCallbacks:
         self.oracles = oracles
         self.name = str(getattr(impl, "name", type(impl).__name__))
         self.key = f"{prefix}:{self.name}"
+        #: What this wrapper notes as progress (``sched.progress``) for the livelock
+        #: bound: a grace period that completed, a callback that ran.
+        self.progress_kinds = (f"{self.key}: grace period", f"{self.key}: callback")
         self._cb_lock = threading.Lock()       # guards _queued/_started; a leaf
         self._queued = 0
         self._started = 0
@@ -54,7 +57,7 @@ class _CheckedCallbacks:
         synchronize()
         self.gp_latencies.append(sched.now() - start)
         self.oracles.gp_end(token)
-        sched.progress(self.key)           # a grace period completed: no livelock
+        sched.progress(self.progress_kinds[0])     # a grace period completed: no livelock
 
     def _wrap_callback(self, callback: Callable[[], Any]) -> Callable[[], Any]:
         # Queuing a callback does not wait: legal inside a read-side section.
@@ -66,7 +69,9 @@ class _CheckedCallbacks:
             self.oracles.gp_end(token)
             with self._cb_lock:
                 self._started += 1
-            return callback()
+            result = callback()
+            sched.progress(self.progress_kinds[1])
+            return result
         return run
 
     def _checked_barrier(self, barrier: Callable[[], None]) -> None:
