@@ -24,7 +24,7 @@ from test_mm_support import (
 from rcu_pgdat import sched
 from rcu_pgdat.check.testing import STEP_TIMEOUT, Actors
 from rcu_pgdat.errors import UsageError
-from rcu_pgdat.mm._broken import CpusLeftOnlineRemover, IgnoreIsolationAllocator
+from rcu_pgdat.mutants.mm import CpusLeftOnlineRemover, IgnoreIsolationAllocator
 from rcu_pgdat.mm.hotplug import OK, VETO
 from rcu_pgdat.mm.mempolicy import (
     MPOL_BIND,

@@ -1,6 +1,6 @@
 """The remover, step by step, with real reader threads; deterministic rollback paths.
 
-Every broken remover of ``rcu_pgdat.mm._broken`` is driven here into the exact
+Every broken remover of ``rcu_pgdat.mutants.mm`` is driven here into the exact
 interleaving that exposes it, next to the corrected remover in the same interleaving.
 """
 
@@ -24,7 +24,7 @@ from test_mm_support import (
 from rcu_pgdat import sched
 from rcu_pgdat.check import ViolationError, generation, is_live, unwrap
 from rcu_pgdat.check.testing import STEP_TIMEOUT, Actors
-from rcu_pgdat.mm._broken import (
+from rcu_pgdat.mutants.mm import (
     DoubleFreeAllocator,
     FreeBeforeGraceRemover,
     LateUnpublishRemover,

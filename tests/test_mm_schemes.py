@@ -12,7 +12,7 @@ from rcu_pgdat import sched
 from rcu_pgdat.check import ViolationError
 from rcu_pgdat.check.testing import STEP_TIMEOUT, Actors
 from rcu_pgdat.errors import UsageError
-from rcu_pgdat.mm._broken import NoWriteLockScheme, ReuseEarlyResetRemover
+from rcu_pgdat.mutants.mm import NoWriteLockScheme, ReuseEarlyResetRemover
 from rcu_pgdat.mm.hotplug import OK
 from rcu_pgdat.mm.page_alloc import alloc_pages, free_pages
 from rcu_pgdat.mm.locks import RWSem

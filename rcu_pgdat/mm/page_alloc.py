@@ -87,7 +87,7 @@ def policy_node(system: "System", task: "Task", policy: Mempolicy) -> int:
 class PageAllocator:
     """The page allocator of one :class:`~rcu_pgdat.mm.system.System` (one per system).
 
-    Each step is a method so that a broken variant (``rcu_pgdat.mm._broken``) overrides
+    Each step is a method so that a broken variant (``rcu_pgdat.mutants.mm``) overrides
     exactly one, passed as ``System(page_allocator_cls=...)``; the checks that catch it
     (``System.ledger_alloc``/``ledger_free``, the remover's accounting checks) live
     outside this class.

@@ -27,7 +27,7 @@ The invariants the model checks itself, independent of the code paths that keep 
   ``check_rolled_back`` after).
 
 These checks are called by ``Remover.offline_node`` and the page allocator's claim and
-free, never by the step methods a broken variant overrides (``_broken``).
+free, never by the step methods a broken variant overrides (``rcu_pgdat.mutants.mm``).
 
 The ledger's ``_ledger_lock`` is a private ``threading.Lock`` held for dict updates only;
 it is taken under a zone lock (claim, free, ``check_zone_accounting``), never the reverse.

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..check import Kind
-from ..mm._broken import MUTANTS as _MM_VARIANTS
+from ..mm.hotplug import PostedRemover
 from ..rcu._srcu_mutants import SRCUSkipOldIndex
-from . import _rcu, _readers
+from . import _rcu, mm, readers
 
 __all__ = ["Mutant", "MUTANTS", "describe", "catalogue_config"]
 
 _GP = (Kind.GP_TOO_SHORT, Kind.USE_AFTER_FREE, Kind.STALE_GENERATION)
+_UAF = (Kind.USE_AFTER_FREE,)
 #: A grace period that can never end: the counters it waits on are off for good. The
 #: domain notices a reader it believes exited inside a section (its own check raises in
 #: the updater), or the watchdog / controlled scheduler sees the wait never end.
@@ -36,12 +37,14 @@ _STUCK = (Kind.STALL, Kind.LIVELOCK, Kind.DEADLOCK, Kind.THREAD_EXCEPTION, Kind.
 class Mutant:
     """One known-bad variant and what the harness must report for it.
 
-    ``needs``: run parameters it requires (``RunConfig`` fields and values; a count
-    field means "at least"). ``config``: further parameters that make it show sooner
-    (the catalogue runs use them; ``--inject`` leaves the run as the flags say).
-    ``flavor_cls``/``srcu_cls`` replace the RCU flavor or the
-    SRCU domain; ``system_kwargs`` plug model classes into ``System``; ``workers``
-    replace the loop of a worker kind.
+    ``needs``: what the variant structurally requires of a run (``RunConfig`` fields
+    and values; a count field means "at least": a sleeper for a bug only sleepers can
+    show, the scheme whose class it replaces). Nothing else: the catalogue runs each
+    mutant with what a user gets by default, so a mutant the defaults miss is a gap of
+    the harness, never a reason to tune the mutant's run. ``flavor_cls``/``srcu_cls``
+    replace the RCU flavor or the SRCU domain; ``system_kwargs`` plug model classes into
+    ``System`` (``remover_cls``, ``page_allocator_cls``, ``policy_notifier_cls``,
+    ``scheme_cls``); ``workers`` replace the loop of a worker kind.
     """
 
     name: str
@@ -50,10 +53,9 @@ class Mutant:
     kinds: tuple[Kind, ...]
     subject: str = ""
     needs: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
     flavor_cls: type | None = None
     srcu_cls: type | None = None
-    system_kwargs: dict[str, Any] = field(default_factory=dict)
+    system_kwargs: dict[str, type] = field(default_factory=dict)
     workers: dict[str, Callable[..., None]] = field(default_factory=dict)
 
     def caught_by(self, kind: str, subject: str) -> bool:
@@ -67,23 +69,15 @@ class Mutant:
         return f"{text} ({self.subject})" if self.subject else text
 
 
-def _mm_mutant(name: str, component: str) -> Mutant:
-    v = _MM_VARIANTS[name]
-    needs: dict[str, Any] = {"scheme": v.scheme}
-    if name == "posted":
-        needs["sleepers"] = 1
-    return Mutant(name, component, v.bug, v.kinds, v.subject, needs,
-                  system_kwargs=v.system_kwargs())
+def _doc(obj: Any) -> str:
+    return (obj.__doc__ or "").strip().splitlines()[0]
 
 
-def _with_config(mutant: Mutant, **config: Any) -> Mutant:
-    return Mutant(mutant.name, mutant.component, mutant.bug, mutant.kinds, mutant.subject,
-                  mutant.needs, {**mutant.config, **config}, mutant.flavor_cls,
-                  mutant.srcu_cls, mutant.system_kwargs, mutant.workers)
-
-
-def _doc(cls: Any) -> str:
-    return (cls.__doc__ or "").strip().splitlines()[0]
+def _model(name: str, component: str, slot: str, cls: type, kinds: tuple[Kind, ...],
+           subject: str = "", scheme: str = "rcu", **needs: Any) -> Mutant:
+    """A broken model class plugged into ``System`` as ``slot`` (``remover_cls``, ...)."""
+    return Mutant(name, component, _doc(cls), kinds, subject, {"scheme": scheme, **needs},
+                  system_kwargs={slot: cls})
 
 
 _ENTRIES: list[Mutant] = [
@@ -93,14 +87,7 @@ _ENTRIES: list[Mutant] = [
     Mutant("qsbr-qs-in-reader", "rcu", _doc(_rcu.QSInReaderQSBR), _GP,
            needs={"flavor": "qsbr"}, flavor_cls=_rcu.QSInReaderQSBR),
     Mutant("memb-single-flip", "rcu", _doc(_rcu.SingleFlipMemb), _GP,
-           needs={"flavor": "memb"}, flavor_cls=_rcu.SingleFlipMemb,
-           # a reader preempted between loading the phase and storing it, across a whole
-           # grace period, then a second one: fewer threads make that window common
-           # (and PCT needs more than two change points: the window is one step in
-           # thousands)
-           config={"allocators": 0, "policy_users": 0, "sleepers": 0, "iterators": 1,
-                   "fake_writers": 2, "nodes": 2, "cpus": 2, "steps": 2000,
-                   "pct_depth": 10}),
+           needs={"flavor": "memb"}, flavor_cls=_rcu.SingleFlipMemb),
     Mutant("call-rcu-early", "callbacks", _doc(_rcu.EarlyCallbackQSBR), _GP,
            needs={"flavor": "qsbr", "fake_writers": 1}, flavor_cls=_rcu.EarlyCallbackQSBR),
     Mutant("rcu-barrier-nowait", "callbacks", _doc(_rcu.NoWaitBarrierQSBR), _GP,
@@ -111,32 +98,41 @@ _ENTRIES: list[Mutant] = [
     Mutant("srcu-wrong-index-unlock", "srcu", _doc(_rcu.WrongIndexSRCU), _STUCK,
            needs={"sleepers": 1}, srcu_cls=_rcu.WrongIndexSRCU),
     # -- the remover and the model --------------------------------------------------------
-    _mm_mutant("free-before-gp", "remover"),
-    _mm_mutant("no-zonelist-rebuild", "remover"),
-    _mm_mutant("late-unpublish", "remover"),
-    _mm_mutant("posted", "remover"),
-    _mm_mutant("cpus-left-online", "remover"),
-    _mm_mutant("reuse-early-reset", "remover"),
-    _mm_mutant("rollback-keeps-isolation", "remover"),
-    _mm_mutant("veto-ignored", "remover"),
-    _with_config(_mm_mutant("alloc-ignores-isolation", "page allocator"),
-                 # only a fallback walk or a bind policy reaches an isolated zone: PCT
-                 # needs more change points than its default to send one there
-                 pct_depth=10),
-    _mm_mutant("free-loses-pages", "page allocator"),
-    _mm_mutant("free-twice", "page allocator"),
-    _mm_mutant("no-rebind", "mempolicy"),
-    _mm_mutant("rwlock-no-write-lock", "scheme"),
+    _model("free-before-gp", "remover", "remover_cls", mm.FreeBeforeGraceRemover, _UAF),
+    _model("no-zonelist-rebuild", "remover", "remover_cls", mm.NoZonelistRebuildRemover,
+           _UAF),
+    _model("late-unpublish", "remover", "remover_cls", mm.LateUnpublishRemover, _UAF),
+    # only sleepers (SRCU readers) are not waited for by the RFC's synchronize_sched()
+    _model("posted", "remover", "remover_cls", PostedRemover, _UAF, sleepers=1),
+    _model("cpus-left-online", "remover", "remover_cls", mm.CpusLeftOnlineRemover,
+           (Kind.BUG,), "numa_node_id"),
+    _model("reuse-early-reset", "remover", "remover_cls", mm.ReuseEarlyResetRemover,
+           (Kind.STALE_GENERATION, Kind.USE_AFTER_FREE, Kind.BUG), "alloc_pages",
+           scheme="reuse"),
+    _model("rollback-keeps-isolation", "remover", "remover_cls",
+           mm.RollbackKeepsIsolationRemover, (Kind.BUG,), "rollback"),
+    _model("veto-ignored", "remover", "remover_cls", mm.VetoIgnoredRemover, (Kind.BUG,),
+           "mempolicy"),
+    _model("alloc-ignores-isolation", "page allocator", "page_allocator_cls",
+           mm.IgnoreIsolationAllocator, (Kind.BUG,), "isolated"),
+    _model("free-loses-pages", "page allocator", "page_allocator_cls",
+           mm.LosingFreeAllocator, (Kind.BUG,), "not conserved"),
+    _model("free-twice", "page allocator", "page_allocator_cls", mm.DoubleFreeAllocator,
+           (Kind.DOUBLE_FREE,)),
+    _model("no-rebind", "mempolicy", "policy_notifier_cls", mm.NoRebindNotifier,
+           (Kind.BUG,), "mempolicy"),
+    _model("rwlock-no-write-lock", "scheme", "scheme_cls", mm.NoWriteLockScheme,
+           (Kind.GP_TOO_SHORT, Kind.USE_AFTER_FREE), scheme="rwlock"),
     # -- readers ------------------------------------------------------------------------
-    Mutant("iterator-unlocked", "reader", _doc(_readers.iterator_unlocked),
+    Mutant("iterator-unlocked", "reader", _doc(readers.iterator_unlocked),
            (Kind.RCU_DEREF_OUTSIDE_READER,), needs={"iterators": 1},
-           workers={"iterator": _readers.iterator_unlocked}),
-    Mutant("sleeper-non-sleepable", "reader", _doc(_readers.sleeper_atomic),
+           workers={"iterator": readers.iterator_unlocked}),
+    Mutant("sleeper-non-sleepable", "reader", _doc(readers.sleeper_atomic),
            (Kind.SLEEP_IN_ATOMIC,), needs={"sleepers": 1},
-           workers={"sleeper": _readers.sleeper_atomic}),
-    Mutant("reader-keeps-pointer", "reader", _doc(_readers.iterator_keeps_pointer),
+           workers={"sleeper": readers.sleeper_atomic}),
+    Mutant("reader-keeps-pointer", "reader", _doc(readers.iterator_keeps_pointer),
            (Kind.USE_AFTER_FREE, Kind.STALE_GENERATION), needs={"iterators": 1},
-           workers={"iterator": _readers.iterator_keeps_pointer}),
+           workers={"iterator": readers.iterator_keeps_pointer}),
 ]
 
 
@@ -145,8 +141,8 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in _ENTRIES}
 
 
 def catalogue_config(mutant: Mutant) -> dict[str, Any]:
-    """The run parameters the catalogue uses for ``mutant``: its needs and hints."""
-    return {**mutant.needs, **mutant.config, "inject": (mutant.name,)}
+    """The run parameters the catalogue uses for ``mutant``: the defaults, its needs."""
+    return {**mutant.needs, "inject": (mutant.name,)}
 
 
 def describe() -> str:

@@ -4,9 +4,9 @@ Each variant is a subclass of one model component (the remover, the page allocat
 the mempolicy notifier, a protection scheme) that overrides exactly one step, the way
 a wrong patch to the kernel would; the model's own code has no "if broken" branch.
 They are passed to the model as ``System(remover_cls=..., page_allocator_cls=...,
-policy_notifier_cls=..., scheme_cls=...)``, or by name through :data:`MUTANTS`
-(``stress.run.RunConfig(mutant=NAME)``), whose entries say which violation kind (and
-which words of its subject) the harness must report for each.
+policy_notifier_cls=..., scheme_cls=...)``, or by name through the catalogue
+(``rcu_pgdat.mutants.MUTANTS``, ``--inject NAME``), whose entries say which violation
+kind (and which words of its subject) the harness must report for each.
 
 Why each one is wrong, in the terms of ``hotplug``'s step list:
 
@@ -21,25 +21,19 @@ Why each one is wrong, in the terms of ``hotplug``'s step list:
   ``veto-ignored`` (no policy names an offline node), ``rollback-keeps-isolation`` (a
   failed offline leaves the node exactly as it was).
 
-This module is private: tests and the mutant catalogue use it, nothing in the model does.
+Nothing in the model imports this module: tests and the catalogue do.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from ..check import Kind
-from .hotplug import PostedRemover, Remover
-from .mempolicy import MempolicyNotifier
-from .notifier import MEM_OFFLINE, NOTIFY_OK
-from .page_alloc import Page, PageAllocator
-from .pgdat import PglistData, Zone, reset_node_data
-from .scheme import RWLockScheme, Scheme
+from ..mm.hotplug import Remover
+from ..mm.mempolicy import MempolicyNotifier
+from ..mm.notifier import MEM_OFFLINE, NOTIFY_OK
+from ..mm.page_alloc import Page, PageAllocator
+from ..mm.pgdat import PglistData, Zone, reset_node_data
+from ..mm.scheme import RWLockScheme
 
 __all__ = [
-    "MUTANTS",
-    "BrokenVariant",
     "FreeBeforeGraceRemover",
     "NoZonelistRebuildRemover",
     "LateUnpublishRemover",
@@ -197,75 +191,3 @@ class NoWriteLockScheme(RWLockScheme):
             self.oracles.gp_end(token)
 
     synchronize_sched = synchronize_all
-
-
-# -- the catalogue ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BrokenVariant:
-    """One entry of the catalogue: the classes to plug in and what must be reported.
-
-    ``kinds``: the violation must be one of these; ``subject``: for ``bug`` reports,
-    words its subject contains (which check fired). ``scheme``: the protection scheme
-    the variant needs (``RunConfig.scheme`` must match).
-    """
-
-    name: str
-    bug: str
-    kinds: tuple[Kind, ...]
-    subject: str = ""
-    scheme: str = "rcu"
-    remover_cls: type[Remover] | None = None
-    page_allocator_cls: type[PageAllocator] | None = None
-    policy_notifier_cls: type[MempolicyNotifier] | None = None
-    scheme_cls: type[Scheme] | None = None
-
-    def system_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``System(...)`` that plug the broken classes in."""
-        names = ("remover_cls", "page_allocator_cls", "policy_notifier_cls", "scheme_cls")
-        return {name: getattr(self, name) for name in names
-                if getattr(self, name) is not None}
-
-    def caught_by(self, kind: str, subject: str) -> bool:
-        """Whether a violation of ``kind`` about ``subject`` is the one this bug causes."""
-        return kind in self.kinds and (kind != Kind.BUG or self.subject in subject)
-
-
-def _variant(cls: type[Any], kinds: tuple[Kind, ...], subject: str = "", scheme: str = "rcu",
-             name: str | None = None, bug: str | None = None,
-             **classes: Any) -> BrokenVariant:
-    doc = bug if bug is not None else (cls.__doc__ or "").strip().splitlines()[0]
-    key = name if name is not None else str(getattr(cls, "variant", cls.__name__))
-    return BrokenVariant(key, doc, kinds, subject, scheme, **classes)
-
-
-_UAF = (Kind.USE_AFTER_FREE,)
-
-#: name -> broken variant, for tests and the mutant catalogue.
-MUTANTS: dict[str, BrokenVariant] = {v.name: v for v in (
-    _variant(FreeBeforeGraceRemover, _UAF, remover_cls=FreeBeforeGraceRemover),
-    _variant(NoZonelistRebuildRemover, _UAF, remover_cls=NoZonelistRebuildRemover),
-    _variant(LateUnpublishRemover, _UAF, remover_cls=LateUnpublishRemover),
-    _variant(PostedRemover, _UAF, name="posted", remover_cls=PostedRemover,
-             bug="The RFC as posted: synchronize_sched() only, SRCU readers are not waited "
-                 "for. -> use-after-free (by a sleeper)."),
-    _variant(CpusLeftOnlineRemover, (Kind.BUG,), "numa_node_id",
-             remover_cls=CpusLeftOnlineRemover),
-    _variant(ReuseEarlyResetRemover,
-             (Kind.STALE_GENERATION, Kind.USE_AFTER_FREE, Kind.BUG), "alloc_pages",
-             scheme="reuse", remover_cls=ReuseEarlyResetRemover),
-    _variant(RollbackKeepsIsolationRemover, (Kind.BUG,), "rollback",
-             remover_cls=RollbackKeepsIsolationRemover),
-    _variant(VetoIgnoredRemover, (Kind.BUG,), "mempolicy", remover_cls=VetoIgnoredRemover),
-    _variant(IgnoreIsolationAllocator, (Kind.BUG,), "isolated", name="alloc-ignores-isolation",
-             page_allocator_cls=IgnoreIsolationAllocator),
-    _variant(LosingFreeAllocator, (Kind.BUG,), "not conserved", name="free-loses-pages",
-             page_allocator_cls=LosingFreeAllocator),
-    _variant(DoubleFreeAllocator, (Kind.DOUBLE_FREE,), name="free-twice",
-             page_allocator_cls=DoubleFreeAllocator),
-    _variant(NoRebindNotifier, (Kind.BUG,), "mempolicy", name="no-rebind",
-             policy_notifier_cls=NoRebindNotifier),
-    _variant(NoWriteLockScheme, (Kind.GP_TOO_SHORT, Kind.USE_AFTER_FREE),
-             name="rwlock-no-write-lock", scheme="rwlock", scheme_cls=NoWriteLockScheme),
-)}
