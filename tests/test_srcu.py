@@ -1,7 +1,7 @@
 """SRCU domains with real threads: grace periods, forced interleavings, misuse.
 
 Every concurrency check runs against the real ``SRCU`` and against a mutant from
-``rcu_pgdat.rcu._srcu_mutants`` that it must catch. Interleavings are forced with
+``rcu_pgdat.mutants._srcu`` that it must catch. Interleavings are forced with
 events and a scheduler that parks a named thread at a labelled schedule point; the
 only timeouts are the bounded waits that prove a thread has *not* finished yet.
 """
@@ -25,7 +25,7 @@ from rcu_pgdat.errors import (
     UsageError,
     WrongIndexError,
 )
-from rcu_pgdat.rcu import _srcu_mutants as mutants
+from rcu_pgdat.mutants import _srcu as mutants
 from rcu_pgdat.rcu import srcu
 from rcu_pgdat.rcu.protocol import SRCUDomain
 from rcu_pgdat.rcu.srcu import SRCU
@@ -157,15 +157,16 @@ def test_repr_shows_name_index_readers_and_gp_seq() -> None:
     domain = SRCU("pgdat")
     outer = domain.read_lock()
     domain.read_lock()
-    assert repr(domain) == "<SRCU pgdat idx=0 active=[2, 0] gp_seq=0 completed=0>"
+    assert repr(domain).startswith(
+        "<SRCU pgdat checked idle gp_seq=0 completed=0 idx=0 active=[2, 0] readers=[")
     domain.read_unlock(outer)
     domain.read_unlock(outer)
     domain.synchronize()
     idx = domain.read_lock()
-    assert repr(domain) == "<SRCU pgdat idx=1 active=[0, 1] gp_seq=2 completed=1>"
+    assert "gp_seq=2 completed=1 idx=1 active=[0, 1]" in repr(domain)
     domain.read_unlock(idx)
     domain.cleanup()
-    assert repr(domain).endswith("cleaned up>")
+    assert repr(domain).startswith("<SRCU pgdat checked shut down")
 
 
 def test_nesting_and_index_alternation() -> None:
@@ -219,6 +220,43 @@ def test_cookie_taken_during_a_grace_period_needs_the_next_one() -> None:
     assert domain.poll_state(cookie)
 
 
+class Interrupted(BaseException):
+    """Stands for what stops a grace period half way (a controlled run ending, Ctrl-C)."""
+
+
+class Interrupter(sched.Scheduler):
+    """Free-running scheduler that raises ``Interrupted`` once, at one label."""
+
+    name = "interrupter"
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.fired = False
+
+    def point(self, label: str) -> None:
+        if label == self.label and not self.fired:
+            self.fired = True
+            raise Interrupted(label)
+
+
+@pytest.mark.parametrize("label", [srcu.LABEL_SUM_LOCKS, srcu.LABEL_FLIPPED])
+def test_interrupted_grace_period_is_completed_by_the_next(label: str) -> None:
+    """As QSBR and memb do: the next synchronize() completes the interrupted grace
+    period (the old SRCU raised "grace period already in progress") and still waits
+    for a reader that was inside when it began; no cookie polls done early."""
+    domain = SRCU("pgdat")
+    reader, _, release = reader_sleeping_in_section(domain, "sleeper")
+    cookie = domain.get_state()
+    with sched.install(Interrupter(label)), pytest.raises(Interrupted):
+        domain.synchronize()
+    assert not domain.poll_state(cookie)
+    updater = synchronizer(domain)
+    assert not returned_while_held(updater, release, reader)
+    assert domain.poll_state(cookie) and domain.completed == 1 and domain.gp_seq == 2
+    domain.synchronize()
+    assert domain.completed == 2
+
+
 # -- misuse -------------------------------------------------------------------------------
 
 
@@ -241,7 +279,7 @@ def test_unlock_of_an_index_this_thread_does_not_hold() -> None:
 
 def test_unbalanced_unlock() -> None:
     domain = SRCU("pgdat")
-    with pytest.raises(UnbalancedUnlockError, match="without a matching read_lock"):
+    with pytest.raises(UnbalancedUnlockError, match="no read_lock"):
         domain.read_unlock(0)
     domain.read_unlock(domain.read_lock())
     with pytest.raises(UnbalancedUnlockError):
@@ -252,7 +290,7 @@ def test_unlock_in_another_thread_is_unbalanced() -> None:
     domain = SRCU("pgdat")
     idx = domain.read_lock()
     other = Actor("other", lambda: domain.read_unlock(idx)).start()
-    with pytest.raises(UnbalancedUnlockError, match="thread other"):
+    with pytest.raises(UnbalancedUnlockError, match="thread 'other'"):
         other.finish()
     domain.read_unlock(idx)
 
@@ -269,16 +307,19 @@ def test_grace_period_wait_inside_own_section(call: str) -> None:
 
 def test_cleanup_while_readers_are_inside_says_how_many() -> None:
     domain = SRCU("pgdat")
-    mine = domain.read_lock()
-    actor, _, release = reader_sleeping_in_section(domain, "sleeper")
+    sleepers = [reader_sleeping_in_section(domain, name) for name in ("s1", "s2")]
     with pytest.raises(CleanupBusyError,
                        match=re.escape("2 read-side section(s) still open in 2 thread(s) "
-                                       "(MainThread, sleeper)")):
+                                       "(s1, s2)")):
         domain.cleanup()
-    release.set()
-    actor.finish()
+    for actor, _, release in sleepers:
+        release.set()
+        actor.finish()
+    mine = domain.read_lock()
+    with pytest.raises(SynchronizeInReaderError, match="would wait for itself"):
+        domain.cleanup()        # inside the caller's own section: as synchronize()
     domain.read_unlock(mine)
-    domain.synchronize()        # the failed cleanup changed nothing
+    domain.synchronize()        # the failed cleanups changed nothing
     domain.cleanup()
 
 
@@ -305,7 +346,7 @@ def test_call_srcu_rejects_a_non_callable() -> None:
 def test_thread_exiting_inside_a_section_fails_the_grace_period_instead_of_hanging() -> None:
     domain = SRCU("pgdat")
     Actor("leaker", domain.read_lock).start().finish()
-    with pytest.raises(UsageError, match="thread leaker exited inside 1 read-side section"):
+    with pytest.raises(UsageError, match="thread 'leaker' exited inside 1 read-side section"):
         domain.synchronize()
     with pytest.raises(UsageError, match="leaker"):
         domain.synchronize()
@@ -317,9 +358,8 @@ def test_exited_threads_are_pruned_from_the_registry() -> None:
     domain = SRCU("pgdat")
     for n in range(3):
         Actor(f"short-{n}", lambda: domain.read_unlock(domain.read_lock())).start().finish()
-    assert len(domain._registry) == 3
+    assert domain.readers() == []        # exited, outside every section: forgotten
     domain.synchronize()
-    assert domain._registry == []
 
 
 # -- grace periods with real threads ----------------------------------------------------

@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 from ..check import Kind
 from ..mm.hotplug import PostedRemover
-from ..rcu._srcu_mutants import SRCUSkipOldIndex
 from . import _rcu, mm, readers
+from ._srcu import SRCUSkipOldIndex
 
 __all__ = ["Mutant", "MUTANTS", "describe", "catalogue_config"]
 
@@ -92,8 +92,7 @@ _ENTRIES: list[Mutant] = [
            needs={"flavor": "qsbr", "fake_writers": 1}, flavor_cls=_rcu.EarlyCallbackQSBR),
     Mutant("rcu-barrier-nowait", "callbacks", _doc(_rcu.NoWaitBarrierQSBR), _GP,
            needs={"flavor": "qsbr", "fake_writers": 1}, flavor_cls=_rcu.NoWaitBarrierQSBR),
-    Mutant("srcu-skip-old-index", "srcu",
-           "SRCU grace period that flips but never waits for the old current index", _GP,
+    Mutant("srcu-skip-old-index", "srcu", _doc(SRCUSkipOldIndex), _GP,
            needs={"sleepers": 1}, srcu_cls=SRCUSkipOldIndex),
     Mutant("srcu-wrong-index-unlock", "srcu", _doc(_rcu.WrongIndexSRCU), _STUCK,
            needs={"sleepers": 1}, srcu_cls=_rcu.WrongIndexSRCU),

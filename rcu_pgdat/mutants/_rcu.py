@@ -1,8 +1,9 @@
 """Broken RCU flavors and SRCU domains, as a user's plug-in would arrive.
 
-Each is a subclass of a built-in implementation that gets exactly one thing wrong; the
-harness drives it through the same checked wrappers as any plug-in, so what catches it
-is the oracles, never a peek at the implementation.
+Each is a subclass of a public built-in implementation that gets exactly one thing
+wrong, through the public API or a documented protected hook of its class; the harness
+drives it through the same checked wrappers as any plug-in, so what catches it is the
+oracles, never a peek at the implementation.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .. import sched
-from ..rcu.memb import Memb
-from ..rcu.qsbr import QSBR
-from ..rcu.srcu import SRCU
+from ..rcu import QSBR, SRCU, Memb
 
 __all__ = ["NoWaitQSBR", "QSInReaderQSBR", "SingleFlipMemb", "EarlyCallbackQSBR",
            "NoWaitBarrierQSBR", "WrongIndexSRCU"]
@@ -30,8 +29,8 @@ class QSInReaderQSBR(QSBR):
 
     def read_unlock(self) -> None:
         super().read_unlock()
-        rec = self._tls.rec
-        if rec.nesting:                  # still inside the outer section
+        rec = self.reader()
+        if rec.depth():                  # still inside the outer section
             self._store_gp_ctr(rec)
 
 
@@ -39,7 +38,7 @@ class SingleFlipMemb(Memb):
     """General-purpose RCU whose grace period flips the phase once, not twice."""
 
     def _wait_for_readers(self) -> None:
-        self._flip_and_wait(self._registry.snapshot())
+        self._flip_and_wait(self.readers())
 
 
 class EarlyCallbackQSBR(QSBR):
@@ -59,8 +58,8 @@ class NoWaitBarrierQSBR(QSBR):
 class WrongIndexSRCU(SRCU):
     """``srcu_read_unlock(idx)`` counts the unlock on the other index."""
 
-    def read_unlock(self, idx: int) -> None:
-        rec = self._tls.rec
+    def read_unlock(self, idx: int) -> None:  # type: ignore[override]  # SRCU protocol
+        rec = self.reader()
         sched.point("srcu_read_unlock")
         rec.unlock[idx ^ 1] += 1         # should be rec.unlock[idx]
         sched.point("srcu_read_unlock:unlocked")

@@ -1,11 +1,16 @@
-"""The per-thread reader records of an RCU flavor and the registry that holds them.
+"""The per-thread reader records of a flavor or SRCU domain and the registry that holds them.
 
 Why it is correct
 -----------------
 A reader record belongs to one thread. Its flavor-specific counters are written only by
-that thread (single attribute stores) and loaded by grace-period waiters (single
-attribute loads): no lock is needed on the read side, and nothing here relies on the
-GIL beyond the atomicity of one attribute load or store.
+that thread (single attribute or list-item stores) and loaded by grace-period waiters
+(single loads): no lock is needed on the read side, and nothing here relies on the GIL
+beyond the atomicity of one attribute or list-item load or store.
+
+A record is also its thread's *reader handle* (``flavor.reader()``): its ``read_lock``
+and ``read_unlock`` are the read side without the per-thread lookup, as liburcu's
+read side finds its state in a C thread-local for free. The record class a flavor
+creates is chosen by its mode (``_flavor``'s "Two read sides").
 
 The registry maps thread *names* to records. It changes only under ``_lock`` (a
 scheduler ``Mutex``): ``add``, ``remove`` and ``snapshot``. A grace period takes a
@@ -23,7 +28,7 @@ Threads that exit without unregistering
 ---------------------------------------
 A record's counters never change once its thread has exited. Outside any section, such
 a record is simply forgotten: the snapshot drops it, and a restarted worker may take its
-name. *Inside* a section (``in_section(record)``), the section can never end, so no
+name. *Inside* a section (``record.depth()`` non-zero), the section can never end, so no
 grace period may pretend it did (an oracle that saw the section begin would rightly
 call that a too-short grace period): the snapshot keeps the record, the grace period
 that meets it raises (``FlavorBase._wait_for``), and a new thread asking for the same
@@ -39,8 +44,7 @@ Lock order: ``_lock`` is a leaf; nothing is called with it held.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .. import sched
 from ..errors import UsageError
@@ -49,15 +53,28 @@ __all__ = ["R", "ReaderRecord", "ReaderRegistry"]
 
 
 class ReaderRecord:
-    """One thread's read-side state for one flavor (subclasses add the counters)."""
+    """One thread's read-side state for one flavor (subclasses add the counters).
 
-    __slots__ = ("name", "thread")
+    Created by the thread it belongs to; only that thread may call its methods.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("flavor", "name", "thread")
+
+    def __init__(self, flavor: Any) -> None:
         thread = threading.current_thread()
+        #: The flavor or domain the record belongs to (its grace-period state).
+        self.flavor = flavor
         self.name = thread.name
         #: Only used to tell whether the owner is still alive; identity is ``name``.
         self.thread = thread
+
+    def depth(self) -> int:
+        """Open read-side sections as the record shows them (0 when it keeps no count).
+
+        Exact for the owner; for another thread, a load that may be one step stale,
+        which is enough for decisions about dead threads (their records never change).
+        """
+        raise NotImplementedError
 
 
 R = TypeVar("R", bound=ReaderRecord)
@@ -66,18 +83,16 @@ R = TypeVar("R", bound=ReaderRecord)
 class ReaderRegistry(Generic[R]):
     """The records of every registered thread of one flavor, keyed by thread name.
 
-    ``_lock`` guards ``_records``. ``in_section(record)`` tells whether a record shows
-    an open section (for dead threads, see the module comment).
+    ``_lock`` guards ``_records``.
     """
 
-    def __init__(self, name: str, in_section: Callable[[R], object]) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self._in_section = in_section
         self._lock = sched.Mutex(f"{name}.registry")
         self._records: dict[str, R] = {}
 
     def _forgettable(self, record: R) -> bool:
-        return not record.thread.is_alive() and not self._in_section(record)
+        return not record.thread.is_alive() and not record.depth()
 
     def add(self, record: R) -> None:
         """Register ``record``; refused while its name belongs to another thread."""

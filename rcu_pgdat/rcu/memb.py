@@ -53,31 +53,67 @@ carry no schedule point.
 quiescent states, and a no-op would hide misuse (``quiescent_state()`` inside a section
 is an error under QSBR but would pass silently here). The harness treats all three as
 optional (``protocol.RCU_OPTIONAL``) and skips them when absent.
+
+The fast read side
+------------------
+In ``fast`` mode the read side is the same algorithm without the schedule points and
+without the unbalanced-unlock check: the outermost ``read_lock`` loads ``_gp_ctr`` and
+stores it as the record's ``ctr``, a nested one adds one, ``read_unlock`` subtracts one.
+That is all the argument above uses (the points only let a controlled scheduler
+preempt between A and B, which a free-running thread may be anyway), so it is still
+correct; an unlock without a lock corrupts the count instead of raising. What it
+relies on, with or without the GIL: one load of ``_gp_ctr`` (A) and one store of the
+record's ``ctr`` (B), each atomic, and stores by the owner only. (Free-threaded CPython
+documents atomic attribute loads and stores; like the rest of the harness, the model
+assumes they are also ordered, where liburcu's ``urcu-memb`` needs ``membarrier``.)
 """
 
 from __future__ import annotations
 
+from functools import partial
+from typing import ClassVar
+
 from .. import sched
-from ..errors import UnregisteredThreadError, UsageError
-from ._flavor import FlavorBase
+from ._flavor import CHECKED, FAST, FlavorBase
 from ._registry import ReaderRecord
 
-__all__ = ["NEST_MASK", "PHASE", "Memb", "MembReader"]
+__all__ = ["NEST_MASK", "PHASE", "CheckedMembReader", "Memb", "MembReader"]
 
-#: The grace-period phase bit of ``_gp_ctr`` and of an active reader's ``ctr``.
-PHASE = 1 << 32
+#: The grace-period phase bit of ``_gp_ctr`` and of an active reader's ``ctr``. Below
+#: 2**30, so counters stay one-digit ints (CPython's fast path for small ints).
+PHASE = 1 << 29
 #: The nesting depth of a reader's ``ctr``.
 NEST_MASK = PHASE - 1
 
 
 class MembReader(ReaderRecord):
-    """A memb thread's record; ``ctr`` is written by the owner only."""
+    """A memb thread's record and reader handle, ``fast`` mode (module comment).
+
+    ``ctr`` is written by the owner only.
+    """
 
     __slots__ = ("ctr",)
+    flavor: Memb
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, flavor: Memb) -> None:
+        super().__init__(flavor)
         self.ctr = 0
+
+    def read_lock(self) -> None:
+        """Begin a (nestable) read-side section."""
+        ctr = self.ctr
+        if ctr & NEST_MASK:
+            self.ctr = ctr + 1
+        else:
+            self.ctr = self.flavor._gp_ctr      # A then B, see the module comment
+
+    def read_unlock(self) -> None:
+        """End the innermost read-side section (which must exist: not checked)."""
+        self.ctr -= 1
+
+    def depth(self) -> int:
+        """The nesting depth."""
+        return self.ctr & NEST_MASK
 
     def __repr__(self) -> str:
         ctr = self.ctr
@@ -86,77 +122,49 @@ class MembReader(ReaderRecord):
         return f"<MembReader {self.name} nesting={nesting}{phase}>"
 
 
-class Memb(FlavorBase[MembReader]):
-    """General-purpose RCU with per-thread counters and a two-flip grace period."""
+class CheckedMembReader(MembReader):
+    """A memb record in ``checked`` mode: schedule points and the unlock check."""
 
-    name = "memb"
-
-    def __init__(self, name: str | None = None) -> None:
-        super().__init__(name)
-        self._gp_ctr = 1   # count one, phase 0; written under _gp_lock, loaded by readers
-
-    # -- read side ----------------------------------------------------------------------
+    __slots__ = ()
 
     def read_lock(self) -> None:
-        """Begin a (nestable) read-side section; registers the thread on first use."""
-        try:
-            rec = self._tls.rec
-        except AttributeError:
-            rec = self._auto_register()
-        ctr = rec.ctr
+        """Begin a (nestable) read-side section."""
+        ctr = self.ctr
         if ctr & NEST_MASK:
-            rec.ctr = ctr + 1           # nested: see the module comment
+            self.ctr = ctr + 1          # nested: see the module comment
             return
         sched.point("memb:read_lock:load")
-        gp = self._gp_ctr               # A: pairs with the flip's store (C)
+        gp = self.flavor._gp_ctr        # A: pairs with the flip's store (C)
         sched.point("memb:read_lock:store")   # the two-flip window (module comment)
-        rec.ctr = gp                    # B: before the section's loads; pairs with D
+        self.ctr = gp                   # B: before the section's loads; pairs with D
         sched.point("memb:read_lock:enter")
 
     def read_unlock(self) -> None:
-        """End the innermost read-side section of the calling thread."""
-        try:
-            rec = self._tls.rec
-        except AttributeError:
-            raise self._no_matching_lock(None) from None
-        ctr = rec.ctr
+        """End the innermost read-side section; raises when none is open."""
+        ctr = self.ctr
         depth = ctr & NEST_MASK
         if depth > 1:
-            rec.ctr = ctr - 1
+            self.ctr = ctr - 1
         elif depth == 1:
             sched.point("memb:read_unlock")   # the section's loads come first
-            rec.ctr = ctr - 1           # pairs with D: the reader is inactive from here
+            self.ctr = ctr - 1          # pairs with D: the reader is inactive from here
             sched.point("memb:read_unlock:done")
         else:
-            raise self._no_matching_lock(rec)
+            raise self.flavor._no_matching_lock(self)
 
-    # -- registration -------------------------------------------------------------------
 
-    def _auto_register(self) -> MembReader:
-        self._check_alive("read_lock()")
-        rec = MembReader()
-        self._add_record(rec)
-        return rec
+class Memb(FlavorBase[MembReader]):
+    """General-purpose RCU with per-thread counters and a two-flip grace period.
 
-    def register_thread(self) -> None:
-        """Register the calling thread now (optional: ``read_lock`` does it on first use)."""
-        self._check_alive("register_thread()")
-        if self._own_record() is None:
-            self._auto_register()
+    ``mode="fast"`` drops the read side's checks and schedule points (module comment).
+    """
 
-    def unregister_thread(self) -> None:
-        """Drop the calling thread's record; it must be outside every section."""
-        self._check_alive("unregister_thread()")
-        rec = self._own_record()
-        if rec is None:
-            raise UnregisteredThreadError(
-                f"{self.name}: unregister_thread() from thread {sched.current_name()!r}, "
-                "which is not registered")
-        if rec.ctr & NEST_MASK:
-            raise UsageError(
-                f"{self.name}: unregister_thread() inside a read-side section (thread "
-                f"{rec.name!r}, nesting {rec.ctr & NEST_MASK}); call read_unlock() first")
-        self._remove_record(rec)
+    name = "memb"
+    _reader_types: ClassVar = {CHECKED: CheckedMembReader, FAST: MembReader}
+
+    def __init__(self, name: str | None = None, *, mode: str = CHECKED) -> None:
+        super().__init__(name, mode=mode)
+        self._gp_ctr = 1   # count one, phase 0; written under _gp_lock, loaded by readers
 
     # -- grace periods ------------------------------------------------------------------
 
@@ -166,21 +174,26 @@ class Memb(FlavorBase[MembReader]):
         self._flip_and_wait(readers)          # the second flip: see the module comment
 
     def _flip_and_wait(self, readers: list[MembReader]) -> None:
-        """Flip the phase, then wait until no reader is active in the old phase."""
+        """Flip the phase, then wait until no reader is active in the old phase.
+
+        A protected hook: one flip and its wait, for subclasses that change how many
+        (the catalogue's ``memb-single-flip``).
+        """
         sched.point("memb:gp:flip")
         gp = self._gp_ctr ^ PHASE
         self._gp_ctr = gp               # C: pairs with A
         for rec in readers:
             sched.point("memb:gp:scan")
-            self._wait_for(rec, lambda r: not self._active_old(r, gp))
+            self._wait_for([rec], partial(self._passed, rec, gp),
+                           f"{self.name} waits for reader {rec.name}")
+
+    def _passed(self, rec: MembReader, gp: int) -> bool:
+        return not self._active_old(rec, gp)
 
     @staticmethod
     def _active_old(rec: MembReader, gp: int) -> bool:
         ctr = rec.ctr                   # D: one load, pairs with B and read_unlock
         return bool(ctr & NEST_MASK) and bool((ctr ^ gp) & PHASE)
-
-    def _section_depth(self, record: MembReader) -> int:
-        return record.ctr & NEST_MASK
 
     def _repr_state(self) -> str:
         return f" phase={int(bool(self._gp_ctr & PHASE))}"

@@ -51,37 +51,104 @@ waited for until its next quiescent state (its stamp is older than ``g``).
 Callbacks may use read-side sections: the callback worker registers itself before each
 batch and unregisters after it (``before_batch``/``after_batch``), so it is offline,
 hence never blocks a grace period, while it waits for the next one.
+
+The fast read side is empty
+---------------------------
+In ``fast`` mode ``read_lock``/``read_unlock`` do nothing at all, as in liburcu's
+``urcu-qsbr`` outside debug builds. That is still a correct RCU: the argument above never
+reads the nesting count. A grace period waits on stamps, and a thread's stamp changes
+only in ``quiescent_state``, ``thread_offline``, ``thread_online`` and
+``unregister_thread``; a reader is protected because it does not call them inside a
+section. The nesting count exists only to *check* that promise (and to tell a thread
+that exited inside a section from one that exited outside): the fast mode trusts the
+caller instead, so misuse (a quiescent state inside a section, a read while offline)
+goes unnoticed there, and a thread that exits inside a section is simply forgotten
+(it can no longer touch memory). What it relies on, with or without the GIL: readers
+touch no shared state; ``quiescent_state`` is one load of ``_gp_ctr`` and one store to
+the thread's own record; the grace period loads each record's ``ctr`` once per check.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from functools import partial
+
+from typing import ClassVar
 
 from .. import sched
 from ..errors import UsageError
-from ._flavor import FlavorBase
+from ._flavor import CHECKED, FAST, FlavorBase
 from ._registry import ReaderRecord
 
-__all__ = ["QSBR", "QSBRReader"]
+__all__ = ["QSBR", "QSBRReader", "CheckedQSBRReader"]
 
 #: ``ctr`` of an offline thread; ``_gp_ctr`` starts above it and only grows.
 OFFLINE = 0
 
 
 class QSBRReader(ReaderRecord):
-    """A QSBR thread's record. ``ctr`` and ``nesting`` are written by the owner only."""
+    """A QSBR thread's record and reader handle (``fast`` mode: an empty read side).
 
-    __slots__ = ("ctr", "nesting")
+    ``ctr`` is written by the owner only.
+    """
 
-    def __init__(self) -> None:
-        super().__init__()
+    __slots__ = ("ctr",)
+    flavor: QSBR
+
+    def __init__(self, flavor: QSBR) -> None:
+        super().__init__(flavor)
         self.ctr = OFFLINE
-        self.nesting = 0
+
+    def read_lock(self) -> None:
+        """Begin a section: nothing to do (see "The fast read side is empty")."""
+
+    def read_unlock(self) -> None:
+        """End a section: nothing to do."""
+
+    def quiescent_state(self) -> None:
+        """Announce that this thread is outside every section (``QSBR.quiescent_state``)."""
+        self.flavor._quiescent_state(self)
+
+    def depth(self) -> int:
+        """0: the fast mode keeps no count (see the module comment)."""
+        return 0
 
     def __repr__(self) -> str:
         state = "offline" if self.ctr == OFFLINE else f"online ctr={self.ctr}"
-        return f"<QSBRReader {self.name} {state} nesting={self.nesting}>"
+        return f"<QSBRReader {self.name} {state} nesting={self.depth()}>"
+
+
+class CheckedQSBRReader(QSBRReader):
+    """A QSBR record in ``checked`` mode: it counts nesting to check every call."""
+
+    __slots__ = ("nesting",)
+
+    def __init__(self, flavor: QSBR) -> None:
+        super().__init__(flavor)
+        self.nesting = 0
+
+    def read_lock(self) -> None:
+        """Begin a (nestable) section; the thread must be registered and online."""
+        if self.ctr and not self.flavor._shut_down:
+            self.nesting += 1
+            return
+        self.flavor._check_alive("read_lock()")
+        raise UsageError(f"{self.flavor.name}: read_lock() in thread {self.name!r}, which "
+                         "is offline: its section would not be protected; call "
+                         "thread_online() first")
+
+    def read_unlock(self) -> None:
+        """End the innermost section; raises when none is open."""
+        nesting = self.nesting
+        if nesting:
+            self.nesting = nesting - 1
+        else:
+            raise self.flavor._no_matching_lock(self)
+
+    def depth(self) -> int:
+        """The nesting depth (owner's view)."""
+        return self.nesting
 
 
 class QSBR(FlavorBase[QSBRReader]):
@@ -89,41 +156,19 @@ class QSBR(FlavorBase[QSBRReader]):
 
     Register with ``register_thread()``, report ``quiescent_state()`` between sections
     (or go ``thread_offline()`` around blocking), ``unregister_thread()`` before exit.
+    ``mode="fast"`` empties the read side (see the module comment).
     """
 
     name = "qsbr"
+    _reader_types: ClassVar = {CHECKED: CheckedQSBRReader, FAST: QSBRReader}
 
-    def __init__(self, name: str | None = None) -> None:
-        super().__init__(name, before_batch=self.register_thread,
+    def __init__(self, name: str | None = None, *, mode: str = CHECKED) -> None:
+        super().__init__(name, mode=mode, before_batch=self.register_thread,
                          after_batch=self.unregister_thread)
         self._gp_ctr = 1   # guarded by _gp_lock for writes; loaded by any thread
 
-    # -- read side: the calling thread's own record only, no schedule points ------------
-
-    def read_lock(self) -> None:
-        """Begin a (nestable) read-side section; the thread must be registered and online."""
-        try:
-            rec = self._tls.rec
-        except AttributeError:
-            raise self._lookup_failed("read_lock()") from None
-        if rec.ctr:
-            rec.nesting += 1
-        else:
-            raise UsageError(f"{self.name}: read_lock() in thread {rec.name!r}, which is "
-                             "offline: its section would not be protected; call "
-                             "thread_online() first")
-
-    def read_unlock(self) -> None:
-        """End the innermost read-side section of the calling thread."""
-        try:
-            rec = self._tls.rec
-        except AttributeError:
-            raise self._no_matching_lock(None) from None
-        nesting = rec.nesting
-        if nesting:
-            rec.nesting = nesting - 1
-        else:
-            raise self._no_matching_lock(rec)
+    def _first_use(self, what: str) -> QSBRReader:
+        raise self._lookup_failed(what)
 
     # -- thread states ----------------------------------------------------------------
 
@@ -133,8 +178,8 @@ class QSBR(FlavorBase[QSBRReader]):
         if self._own_record() is not None:
             raise UsageError(f"{self.name}: thread {sched.current_name()!r} is already "
                              "registered; register once per thread")
-        self._add_record(QSBRReader())   # offline (ctr 0) until the store below
-        self._store_gp_ctr(self._tls.rec)
+        rec = self._register_self("register_thread()")   # offline (ctr 0) until:
+        self._store_gp_ctr(rec)
 
     def unregister_thread(self) -> None:
         """Stop being a reader; the thread must be outside every section."""
@@ -144,8 +189,11 @@ class QSBR(FlavorBase[QSBRReader]):
 
     def quiescent_state(self) -> None:
         """Announce that the calling thread is outside every section (and online)."""
-        rec = self._quiescent_record("quiescent_state()", "a quiescent state",
-                                     "offline; call thread_online() instead")
+        self._quiescent_state(self._registered_record("quiescent_state()"))
+
+    def _quiescent_state(self, rec: QSBRReader) -> None:
+        self._check_quiescent(rec, "quiescent_state()", "a quiescent state",
+                              "offline; call thread_online() instead")
         self._store_gp_ctr(rec)
 
     def thread_offline(self) -> None:
@@ -171,18 +219,19 @@ class QSBR(FlavorBase[QSBRReader]):
 
     def _quiescent_record(self, what: str, act: str,
                           if_offline: str | None = None) -> QSBRReader:
-        """The caller's record, checked to be outside sections (and online, unless
-        ``if_offline`` is ``None``: then it says what an offline thread is told)."""
+        """The caller's record, checked by ``_check_quiescent``."""
         rec = self._registered_record(what)
-        if rec.nesting:
-            raise UsageError(
-                f"{self.name}: {what} inside a read-side section (thread {rec.name!r}, "
-                f"nesting {rec.nesting}): {act} would end the section's protection; "
-                "call it after read_unlock()")
+        self._check_quiescent(rec, what, act, if_offline)
+        return rec
+
+    def _check_quiescent(self, rec: QSBRReader, what: str, act: str,
+                         if_offline: str | None) -> None:
+        """Refuse ``what`` inside a section (and offline, unless ``if_offline`` is
+        ``None``: then it says what an offline thread is told)."""
+        self._check_outside(rec, what, act)
         if if_offline is not None and rec.ctr == OFFLINE:
             raise UsageError(f"{self.name}: {what} in thread {rec.name!r}, which is "
                              f"{if_offline}")
-        return rec
 
     def _store_offline(self, rec: QSBRReader) -> None:
         sched.point("qsbr:offline")     # the thread's earlier accesses come first
@@ -190,7 +239,11 @@ class QSBR(FlavorBase[QSBRReader]):
         sched.point("qsbr:offline:done")
 
     def _store_gp_ctr(self, rec: QSBRReader) -> None:
-        """Stamp ``rec`` with the current counter: a quiescent state (or coming online)."""
+        """Stamp ``rec`` with the current counter: a quiescent state (or coming online).
+
+        A protected hook: the only way a thread announces a quiescent state, for
+        subclasses that change *when* (the catalogue's ``qsbr-qs-in-reader``).
+        """
         sched.point("qsbr:qs:load")     # the thread's earlier accesses come first
         ctr = self._gp_ctr              # A: pairs with the increment (C) in the wait
         sched.point("qsbr:qs:store")    # a loaded-old, stored-late stamp is only older
@@ -221,15 +274,13 @@ class QSBR(FlavorBase[QSBRReader]):
         self._gp_ctr = gp               # C: pairs with A; later stamps are >= gp
         for rec in self._registry.snapshot():   # after C: see registry's comment
             sched.point("qsbr:gp:scan")
-            self._wait_for(rec, lambda r: self._passed(r, gp))
+            self._wait_for([rec], partial(self._passed, rec, gp),
+                           f"{self.name} waits for reader {rec.name}")
 
     @staticmethod
     def _passed(rec: QSBRReader, gp: int) -> bool:
         ctr = rec.ctr                   # D: one load, pairs with B and with offline
         return ctr == OFFLINE or ctr == gp
-
-    def _section_depth(self, record: QSBRReader) -> int:
-        return record.nesting
 
     def _repr_state(self) -> str:
         return f" gp_ctr={self._gp_ctr}"

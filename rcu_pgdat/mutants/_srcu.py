@@ -1,23 +1,17 @@
-"""Known-bad SRCU variants (mutants): each breaks one step of the argument in ``srcu.py``.
+"""Known-bad SRCU domains: each breaks one step of the argument in ``rcu_pgdat.rcu.srcu``.
 
-Every mutant is built the way a user's broken plug-in would be, as a subclass that
-overrides one step, and every one must be caught by the tests (``tests/test_srcu*.py``)
-and, later, by the harness. Each docstring says what is wrong and what catches it.
+Every mutant is built the way a user's broken plug-in would be, as a subclass of the
+public ``SRCU`` that overrides one of its documented protected hooks (``_drain``,
+``_readers_active`` and the two passes it is made of, ``_flip``, ``_wait_for_index``),
+and every one must be caught by the tests (``tests/test_srcu*.py``) and, for those in
+the catalogue, by the harness. Each docstring says what is wrong and what catches it.
 """
 
 from __future__ import annotations
 
-import threading
-
 from .. import sched
-from .srcu import (
-    LABEL_BETWEEN_SUMS,
-    LABEL_SUM_LOCKS,
-    LABEL_SUM_UNLOCKS,
-    SRCU,
-    _ReaderRecord,
-    _sum,
-)
+from ..rcu import SRCU
+from ..rcu.srcu import LABEL_BETWEEN_SUMS, SRCUReader
 
 __all__ = [
     "SRCUFlipOnly",
@@ -35,7 +29,7 @@ class SRCUNoWait(SRCU):
     Caught by any grace-period check (a sleeping reader, call_srcu, the stress oracle).
     """
 
-    def _drain(self, records: list[_ReaderRecord]) -> None:
+    def _drain(self, records: list[SRCUReader]) -> None:
         pass
 
 
@@ -47,8 +41,8 @@ class SRCUNoFlip(SRCU):
     single-thread model (the index never changes).
     """
 
-    def _drain(self, records: list[_ReaderRecord]) -> None:
-        self._wait_for_readers(records, self._idx)
+    def _drain(self, records: list[SRCUReader]) -> None:
+        self._wait_for_index(records, self._idx)
 
 
 class SRCUFlipOnly(SRCU):
@@ -58,22 +52,22 @@ class SRCUFlipOnly(SRCU):
     the index this grace period never checks. Caught by the forced late-reader test.
     """
 
-    def _drain(self, records: list[_ReaderRecord]) -> None:
+    def _drain(self, records: list[SRCUReader]) -> None:
         idx = self._idx
         self._flip(idx)
-        self._wait_for_readers(records, idx)
+        self._wait_for_index(records, idx)
 
 
 class SRCUSkipOldIndex(SRCU):
-    """Waits for the inactive index and flips, but never waits for the old current one.
+    """SRCU grace period that flips but never waits for the old current index.
 
     Ordinary pre-existing readers are on that index. Caught by the interleaving
     property test and by the sleeping-reader test.
     """
 
-    def _drain(self, records: list[_ReaderRecord]) -> None:
+    def _drain(self, records: list[SRCUReader]) -> None:
         idx = self._idx
-        self._wait_for_readers(records, idx ^ 1)
+        self._wait_for_index(records, idx ^ 1)
         self._flip(idx)
 
 
@@ -85,11 +79,10 @@ class SRCULocksFirst(SRCU):
     locks-first test.
     """
 
-    def _readers_active(self, records: list[_ReaderRecord], idx: int) -> int:
-        locks = _sum(records, "lock", idx, LABEL_SUM_LOCKS)
+    def _readers_active(self, records: list[SRCUReader], idx: int) -> int:
+        locks = self._sum_locks(records, idx)
         sched.point(LABEL_BETWEEN_SUMS)
-        unlocks = _sum(records, "unlock", idx, LABEL_SUM_UNLOCKS)
-        return locks - unlocks
+        return locks - self._sum_unlocks(records, idx)
 
 
 def shared_counters_family() -> type[SRCU]:
@@ -97,18 +90,16 @@ def shared_counters_family() -> type[SRCU]:
 
     Domains are then not independent: a grace period of one waits for the readers of
     every other. Caught by the domain-independence test. Each call makes a new family,
-    so that tests share no state. (A grace period that prunes exited threads gives its
-    domain a list of its own again; the mutant stays broken until then.)
+    so that tests share no state.
     """
-    registry: list[_ReaderRecord] = []
-    tls = threading.local()
-    lock = sched.Mutex("shared srcu registry")
+    shared: list[SRCU] = []
 
     class SRCUSharedCounters(SRCU):
         def __init__(self, name: str = "srcu") -> None:
             super().__init__(name)
-            self._registry = registry
-            self._tls = tls
-            self._registry_lock = lock
+            if not shared:
+                shared.append(self)
+            self._registry = shared[0]._registry   # the readers' records ...
+            self._tls = shared[0]._tls             # ... and each thread's lookup
 
     return SRCUSharedCounters
