@@ -1,7 +1,7 @@
 """SRCU domains with real threads: grace periods, forced interleavings, misuse.
 
 Every concurrency check runs against the real ``SRCU`` and against a mutant from
-``rcu_pgdat.mutants._srcu`` that it must catch. Interleavings are forced with
+``rcu_pgdat.mutants.srcu`` that it must catch. Interleavings are forced with
 events and a scheduler that parks a named thread at a labelled schedule point; the
 only timeouts are the bounded waits that prove a thread has *not* finished yet.
 """
@@ -25,7 +25,7 @@ from rcu_pgdat.errors import (
     UsageError,
     WrongIndexError,
 )
-from rcu_pgdat.mutants import _srcu as mutants
+from rcu_pgdat.mutants import srcu as mutants
 from rcu_pgdat.rcu import srcu
 from rcu_pgdat.rcu.protocol import SRCUDomain
 from rcu_pgdat.rcu.srcu import SRCU

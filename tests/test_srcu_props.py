@@ -31,7 +31,7 @@ from rcu_pgdat.errors import (
     UnbalancedUnlockError,
     WrongIndexError,
 )
-from rcu_pgdat.mutants import _srcu as mutants
+from rcu_pgdat.mutants import srcu as mutants
 from rcu_pgdat.rcu.srcu import SRCU
 
 SEARCH = settings(max_examples=150, deadline=None, derandomize=True, database=None,

@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 from ..check import Kind
 from ..mm.hotplug import PostedRemover
-from . import _rcu, mm, readers
-from ._srcu import SRCUSkipOldIndex
+from . import mm, readers, rcu
+from .srcu import SRCUSkipOldIndex
 
 __all__ = ["Mutant", "MUTANTS", "describe", "catalogue_config"]
 
@@ -82,20 +82,20 @@ def _model(name: str, component: str, slot: str, cls: type, kinds: tuple[Kind, .
 
 _ENTRIES: list[Mutant] = [
     # -- the synchronization under test (plug-in flavors and domains) ------------------
-    Mutant("rcu-gp-nowait", "rcu", _doc(_rcu.NoWaitQSBR), _GP, needs={"flavor": "qsbr"},
-           flavor_cls=_rcu.NoWaitQSBR),
-    Mutant("qsbr-qs-in-reader", "rcu", _doc(_rcu.QSInReaderQSBR), _GP,
-           needs={"flavor": "qsbr"}, flavor_cls=_rcu.QSInReaderQSBR),
-    Mutant("memb-single-flip", "rcu", _doc(_rcu.SingleFlipMemb), _GP,
-           needs={"flavor": "memb"}, flavor_cls=_rcu.SingleFlipMemb),
-    Mutant("call-rcu-early", "callbacks", _doc(_rcu.EarlyCallbackQSBR), _GP,
-           needs={"flavor": "qsbr", "fake_writers": 1}, flavor_cls=_rcu.EarlyCallbackQSBR),
-    Mutant("rcu-barrier-nowait", "callbacks", _doc(_rcu.NoWaitBarrierQSBR), _GP,
-           needs={"flavor": "qsbr", "fake_writers": 1}, flavor_cls=_rcu.NoWaitBarrierQSBR),
+    Mutant("rcu-gp-nowait", "rcu", _doc(rcu.NoWaitQSBR), _GP, needs={"flavor": "qsbr"},
+           flavor_cls=rcu.NoWaitQSBR),
+    Mutant("qsbr-qs-in-reader", "rcu", _doc(rcu.QSInReaderQSBR), _GP,
+           needs={"flavor": "qsbr"}, flavor_cls=rcu.QSInReaderQSBR),
+    Mutant("memb-single-flip", "rcu", _doc(rcu.SingleFlipMemb), _GP,
+           needs={"flavor": "memb"}, flavor_cls=rcu.SingleFlipMemb),
+    Mutant("call-rcu-early", "callbacks", _doc(rcu.EarlyCallbackQSBR), _GP,
+           needs={"flavor": "qsbr", "fake_writers": 1}, flavor_cls=rcu.EarlyCallbackQSBR),
+    Mutant("rcu-barrier-nowait", "callbacks", _doc(rcu.NoWaitBarrierQSBR), _GP,
+           needs={"flavor": "qsbr", "fake_writers": 1}, flavor_cls=rcu.NoWaitBarrierQSBR),
     Mutant("srcu-skip-old-index", "srcu", _doc(SRCUSkipOldIndex), _GP,
            needs={"sleepers": 1}, srcu_cls=SRCUSkipOldIndex),
-    Mutant("srcu-wrong-index-unlock", "srcu", _doc(_rcu.WrongIndexSRCU), _STUCK,
-           needs={"sleepers": 1}, srcu_cls=_rcu.WrongIndexSRCU),
+    Mutant("srcu-wrong-index-unlock", "srcu", _doc(rcu.WrongIndexSRCU), _STUCK,
+           needs={"sleepers": 1}, srcu_cls=rcu.WrongIndexSRCU),
     # -- the remover and the model --------------------------------------------------------
     _model("free-before-gp", "remover", "remover_cls", mm.FreeBeforeGraceRemover, _UAF),
     _model("no-zonelist-rebuild", "remover", "remover_cls", mm.NoZonelistRebuildRemover,
