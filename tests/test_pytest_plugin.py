@@ -538,12 +538,15 @@ def test_without_fixture():
 
 
 STALL_TESTS = """
-import threading
+import _thread
 
 
 def test_stall(rcu_harness):
+    blocker = _thread.allocate_lock()
+    blocker.acquire()
+
     def setup(h):
-        h.spawn("stuck", lambda: threading.Event().wait())   # invisible to the scheduler
+        h.spawn("stuck", lambda: blocker.acquire())   # a C lock: invisible to the scheduler
     rcu_harness.run(setup)
 """
 
@@ -555,7 +558,7 @@ def test_stall_under_pytest_timeout_fails_with_the_hang_report(user: pytest.Pyte
     out = result.stdout.str()
     assert "BUG: stall of the run: a thread is blocked where the scheduler cannot see" in out
     assert "hang at step 1: model thread stuck ran for more than 0.333333 s" in out
-    assert "threading.Event().wait()" in out             # the stuck thread's own frame
+    assert "blocker.acquire()" in out                    # the stuck thread's own frame
     assert "reproduce: pytest -p no:rcu_pgdat" in out
     assert "Timeout" not in out                          # pytest-timeout did not fire
 

@@ -148,7 +148,7 @@ def plain_lock_program() -> sched.Program:
 
 def test_hang_outside_the_scheduler_is_reported_not_hung_on() -> None:
     run = sched.run_program(plain_lock_program, sched.GuidedStrategy([("a", 1, "b")]),
-                            hang_timeout=0.3)
+                            hang_timeout=0.3, intercept=False)
     assert run.outcome is Outcome.HANG
     assert "model thread b ran for more than 0.3 s" in run.report
     assert "with plain:" in run.report and "it ran from 'start'" in run.report

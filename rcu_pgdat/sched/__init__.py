@@ -27,7 +27,9 @@ import contextlib
 import threading
 from typing import Any, Callable, Iterator
 
+from . import _real  # noqa: F401 - first: capture the real primitives before any patch
 from . import _state
+from .accesses import Access, explain, note as note_access
 from ._base import Scheduler
 from ._report import interleaving_table
 from .controlled import ControlledScheduler, Outcome, RunResult, RunStopped, ThreadError
@@ -90,6 +92,10 @@ __all__ = [
     "ExploreResult",
     "shrink",
     "interleaving_table",
+    # code as its authors wrote it
+    "note_access",
+    "Access",
+    "explain",
 ]
 
 #: A schedule point. Rebound by :func:`install`; see the module docstring.

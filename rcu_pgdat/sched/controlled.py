@@ -48,16 +48,20 @@ that cannot be satisfied at once raise again.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import functools
 import math
+import re
 import threading
-import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import UsageError
+from . import _real
 from ._base import Scheduler
+from .accesses import Access, AccessLog, explain
 from ._report import interleaving_table, thread_stack
 from .decision import Decision, Strategy
 from .trace import Step, Trace
@@ -124,6 +128,8 @@ class RunResult:
     stuck: list[str] = field(default_factory=list)
     #: For each step, the non-preemptive choice the strategy had (``Decision.default``).
     defaults: tuple[str, ...] = ()
+    #: The most recent shared accesses the run observed (``sched.accesses``).
+    accesses: tuple[Access, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -144,6 +150,14 @@ class RunResult:
         """The interleaving around the end of the run (see ``interleaving_table``)."""
         return interleaving_table(self.trace, context) if self.trace else "(no schedule)"
 
+    def explanation(self) -> str:
+        """The conflicting accesses behind the failure, data-race style ("" if none)."""
+        if not self.failed or not self.accesses:
+            return ""
+        culprit = self.trace.failure.get("thread") if self.trace and self.trace.failure \
+            else None
+        return explain(self.accesses, culprit if culprit != "check" else None)
+
     def describe(self, context: int = 20) -> str:
         """Outcome, report, first error's traceback and the interleaving table."""
         parts = [f"--- {self.outcome.value} after {self.steps} steps "
@@ -159,6 +173,9 @@ class RunResult:
             parts.append(f"threads that did not stop: {', '.join(self.stuck)}")
         if self.trace is not None:
             parts.append(self.table(context))
+        why = self.explanation()
+        if why:
+            parts.append(why)
         return "\n".join(p.rstrip("\n") for p in parts)
 
 
@@ -174,7 +191,7 @@ class _Thread:
         self.name = name
         self.target = target
         self.thread: threading.Thread | None = None
-        self.sem = threading.Semaphore(0)     # the thread parks here between its steps
+        self.sem = _real.Semaphore(0)         # the thread parks here between its steps
         self.status = _RUNNABLE
         self.label = "start"                  # the point it waits at / ran from
         self.what = ""                        # what a blocked thread waits for
@@ -230,7 +247,8 @@ class ControlledScheduler(Scheduler):
     def __init__(self, strategy: Strategy, *, max_steps: int = 100_000,
                  livelock_steps: int | None = None, hang_timeout: float = 5.0,
                  stop_on_error: bool = True, propagate_errors: bool = True,
-                 meta: dict[str, Any] | None = None) -> None:
+                 meta: dict[str, Any] | None = None, intercept: bool = True,
+                 instrument: Sequence[str] = ()) -> None:
         if max_steps < 1:
             raise ValueError(f"max_steps must be positive, got {max_steps}")
         if livelock_steps is not None and livelock_steps < 1:
@@ -245,8 +263,12 @@ class ControlledScheduler(Scheduler):
         self.stop_on_error = stop_on_error
         self.propagate_errors = propagate_errors
         self.meta = dict(meta or {})
-        self._lock = threading.Lock()
-        self._cv = threading.Condition(self._lock)     # wait() sleeps here
+        self.intercept = intercept                     # see ``intercept``
+        self.instrument = tuple(instrument)            # see ``instrument``
+        self.access_log = AccessLog()                  # see ``accesses``
+        self._instrumented: Any = None
+        self._lock = _real.allocate_lock()
+        self._cv = _real.Condition(self._lock)         # wait() sleeps here
         self._tls = threading.local()
         # Guarded by _lock (and written only by the token holder while the run is on):
         self._threads: list[_Thread] = []              # start order, finished included
@@ -271,6 +293,8 @@ class ControlledScheduler(Scheduler):
         self._errors: list[ThreadError] = []
         self._internal: BaseException | None = None    # strategy error, raised by wait()
         self._culprit: str | None = None               # the hung thread
+        self._adopted: dict[threading.Thread, _Thread] = {}   # lookup only, never iterated
+        self._children: dict[str, int] = {}            # threads each thread adopted
 
     # -- the API model code calls -------------------------------------------------
 
@@ -325,7 +349,7 @@ class ControlledScheduler(Scheduler):
     def sleep(self, seconds: float) -> None:
         me: _Thread | None = getattr(self._tls, "me", None)
         if me is None:
-            time.sleep(0)                # a driver's sleep means nothing in step time
+            _real.sleep(0)               # a driver's sleep means nothing in step time
             return
         if seconds <= 0:
             self.point("sleep")
@@ -363,14 +387,14 @@ class ControlledScheduler(Scheduler):
             if self._started:
                 raise UsageError("a ControlledScheduler runs once; create a new one per run")
             self._started = True
-            self._last_switch = time.monotonic()
+            self._last_switch = _real.monotonic()
             self._dispatch_locked()
             poll = min(0.1, self.hang_timeout / 4)
             while self._outcome is None:
                 self._cv.wait(poll)
                 running = self._running
                 if (self._outcome is None and running is not None
-                        and time.monotonic() - self._last_switch > self.hang_timeout):
+                        and _real.monotonic() - self._last_switch > self.hang_timeout):
                     self._end_locked(Outcome.HANG, self._hang_report(running), running.name)
         stuck = self._join_all()
         if self._internal is not None:
@@ -382,15 +406,42 @@ class ControlledScheduler(Scheduler):
         with self._lock:
             self._end_locked(Outcome.STOPPED, reason)
 
+    def activate(self) -> None:
+        # Interception and instrumentation are on exactly while the scheduler is
+        # installed: ``install`` undoes them in its ``finally``, whatever ended the run.
+        if self.intercept:
+            from . import intercept
+            intercept.enable()
+        if self.instrument:
+            from .instrument import Instrumentation
+            try:
+                self._instrumented = Instrumentation(self.instrument)
+                self._instrumented.enable()
+            except BaseException:
+                self._instrumented = None
+                self._restore()
+                raise
+
     def deactivate(self) -> None:
         # Uninstalled with threads still parked (the driver never called wait(), or
         # raised): stop them so that none is left behind.
-        with self._lock:
-            pending = self._outcome is None and bool(self._threads)
+        try:
+            with self._lock:
+                pending = self._outcome is None and bool(self._threads)
+                if pending:
+                    self._end_locked(Outcome.STOPPED, "the scheduler was uninstalled first")
             if pending:
-                self._end_locked(Outcome.STOPPED, "the scheduler was uninstalled first")
-        if pending:
-            self._join_all()
+                self._join_all()
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        if self._instrumented is not None:
+            self._instrumented.disable()
+            self._instrumented = None
+        if self.intercept:
+            from . import intercept
+            intercept.disable()
 
     # -- blocking ----------------------------------------------------------------------
 
@@ -512,7 +563,7 @@ class ControlledScheduler(Scheduler):
                     f"which is not a candidate ({', '.join(decision.candidates)})")
                 self._end_locked(Outcome.STOPPED, str(self._internal))
                 return
-            self._last_switch = time.monotonic()
+            self._last_switch = _real.monotonic()
             if chosen.status == _RUNNABLE or (chosen.deadline is not None
                                               and chosen.deadline <= self._clock):
                 self._grant_locked(chosen)
@@ -605,12 +656,60 @@ class ControlledScheduler(Scheduler):
 
     def _join_all(self) -> list[str]:
         """Wait (wall clock, bounded) for every model thread to exit; the rest are stuck."""
-        deadline = time.monotonic() + max(1.0, self.hang_timeout)
+        deadline = _real.monotonic() + max(1.0, self.hang_timeout)
         with self._lock:
             threads = [t.thread for t in self._threads if t.thread is not None]
         for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, deadline - _real.monotonic()))
         return [t.name for t in threads if t.is_alive()]
+
+    # -- interception hooks (see ``intercept`` and ``_hybrid``) ----------------------------
+
+    def model_record(self) -> _Thread | None:
+        """The caller's record if it is a model thread of this run taking steps (not
+        evaluating a wait condition, not inside :meth:`raw`), else ``None``."""
+        me: _Thread | None = getattr(self._tls, "me", None)
+        return None if me is None or me.in_cond else me
+
+    @contextlib.contextmanager
+    def raw(self, me: _Thread) -> Iterator[None]:
+        """Let model thread ``me`` use real primitives for a moment (it keeps the token;
+        points are no-ops): for waits that end without another model step."""
+        previous, me.in_cond = me.in_cond, True
+        try:
+            yield
+        finally:
+            me.in_cond = previous
+
+    _AUTO_NAME = re.compile(r"Thread-\d+( \(.*\))?$")
+
+    def adopt(self, thread: threading.Thread, parent: _Thread) -> None:
+        """Make ``thread``, about to be started by model thread ``parent``, a model
+        thread of this run. Its name becomes deterministic: ``parent.K`` for the K-th
+        thread ``parent`` started, unless the code named it (kept if no live thread
+        has that name)."""
+        k = self._children[parent.name] = self._children.get(parent.name, 0) + 1
+        name = thread.name
+        old = self._by_name.get(name)
+        if self._AUTO_NAME.match(name) or (old is not None and old.status != _FINISHED):
+            name = f"{parent.name}.{k}"
+        rec = _Thread(name, thread.run)
+        rec.thread = thread
+        thread.name = name
+        thread.run = functools.partial(self._thread_main, rec)  # type: ignore[method-assign]
+        self._adopted[thread] = rec
+        self._register(rec)
+
+    def record_of(self, thread: threading.Thread) -> _Thread | None:
+        """The record of ``thread`` if it is a model thread of this run."""
+        if isinstance(thread, _ModelThread):
+            return thread._rec if thread._owner is self else None
+        return self._adopted.get(thread)
+
+    @staticmethod
+    def finished(rec: _Thread) -> bool:
+        """Whether the model thread took its last step."""
+        return rec.status == _FINISHED
 
     # -- what people read ---------------------------------------------------------------
 
@@ -677,4 +776,4 @@ class ControlledScheduler(Scheduler):
                       final=self._final, preemptions=tuple(self._preemptions),
                       meta=self.meta)
         return RunResult(outcome, trace, list(self._errors), self._report, stuck,
-                         tuple(self._defaults))
+                         tuple(self._defaults), tuple(self.access_log.entries))

@@ -14,7 +14,7 @@ import contextlib
 import threading
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Union
+from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 from ._base import Scheduler
 from .controlled import ControlledScheduler, Outcome, RunResult, ThreadError
@@ -66,21 +66,25 @@ def _checked(program: Program, result: RunResult) -> RunResult:
                                 failure={"thread": "check", "step": step,
                                          "error": err.summary()})
         return RunResult(Outcome.FAILED, trace, [err], result.report, result.stuck,
-                         result.defaults)
+                         result.defaults, result.accesses)
     return result
 
 
 def run_program(make_program: ProgramFactory, strategy: Strategy, *, max_steps: int = 10_000,
                 livelock_steps: int | None = None, hang_timeout: float = 5.0,
-                meta: dict[str, Any] | None = None) -> RunResult:
+                meta: dict[str, Any] | None = None, intercept: bool = True,
+                instrument: Sequence[str] = ()) -> RunResult:
     """One controlled run of a fresh program under ``strategy``.
 
     Thread exceptions end the run as FAILED and are kept in the result (not passed to
     ``threading.excepthook``). Raises :class:`~rcu_pgdat.errors.TraceError` when a
-    replay strategy cannot follow its trace.
+    replay strategy cannot follow its trace. ``intercept`` (on by default) makes plain
+    ``threading``/``queue``/``time`` act through the scheduler (see ``intercept``);
+    ``instrument`` names modules whose shared accesses become schedule points.
     """
     run = ControlledScheduler(strategy, max_steps=max_steps, livelock_steps=livelock_steps,
-                              hang_timeout=hang_timeout, propagate_errors=False, meta=meta)
+                              hang_timeout=hang_timeout, propagate_errors=False, meta=meta,
+                              intercept=intercept, instrument=instrument)
     with _installed(run):
         program = _as_program(make_program())
         threads = [run.spawn(body, name) for name, body in program.threads.items()]
@@ -91,7 +95,8 @@ def run_program(make_program: ProgramFactory, strategy: Strategy, *, max_steps: 
 
 
 def replay(make_program: ProgramFactory, trace: Trace | str, *, strict: bool = True,
-           hang_timeout: float = 5.0) -> RunResult:
+           hang_timeout: float = 5.0, intercept: bool = True,
+           instrument: Sequence[str] = ()) -> RunResult:
     """Run ``make_program`` again along ``trace`` (a :class:`Trace` or a file path).
 
     The trace's ``max_steps`` and ``livelock_steps`` are used, so a run that ended on
@@ -103,7 +108,7 @@ def replay(make_program: ProgramFactory, trace: Trace | str, *, strict: bool = T
     return run_program(make_program, ReplayStrategy(trace, strict=strict),
                        max_steps=int(cfg.get("max_steps") or 10_000),
                        livelock_steps=cfg.get("livelock_steps"), hang_timeout=hang_timeout,
-                       meta=trace.meta)
+                       meta=trace.meta, intercept=intercept, instrument=instrument)
 
 
 def run_free(make_program: ProgramFactory, scheduler: Scheduler | None = None,

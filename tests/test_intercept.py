@@ -1,0 +1,296 @@
+"""Interception: plain threading, queue and time code under the controlled scheduler."""
+
+from __future__ import annotations
+
+import _thread
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from rcu_pgdat import sched
+from rcu_pgdat.sched import _real
+from rcu_pgdat.sched import Outcome, PCTStrategy, Program, RandomStrategy, intercept, run_program
+
+sys.path.insert(0, str(Path(__file__).parent / "plugins"))
+
+ORIGINALS = {name: getattr(threading, name) for name in ("Lock", "RLock", "Condition")}
+ORIGINALS.update({f"time.{name}": getattr(time, name) for name in
+                  ("sleep", "monotonic", "time", "perf_counter")})
+ORIGINALS["queue.SimpleQueue"] = queue.SimpleQueue
+ORIGINALS["Thread.start"] = threading.Thread.start
+ORIGINALS["Thread.join"] = threading.Thread.join
+
+
+def current() -> dict[str, Any]:
+    now = {name: getattr(threading, name) for name in ("Lock", "RLock", "Condition")}
+    now.update({f"time.{name}": getattr(time, name) for name in
+                ("sleep", "monotonic", "time", "perf_counter")})
+    now["queue.SimpleQueue"] = queue.SimpleQueue
+    now["Thread.start"] = threading.Thread.start
+    now["Thread.join"] = threading.Thread.join
+    return now
+
+
+def restored() -> bool:
+    return current() == ORIGINALS and not intercept.enabled()
+
+
+def seeds(make: Callable[[], Program], n: int = 30, **opts: Any) -> list[Outcome]:
+    return [run_program(make, RandomStrategy(seed), **opts).outcome for seed in range(n)]
+
+
+# -- each primitive, from plain code ------------------------------------------------------
+
+
+def counter_program(locked: bool) -> Callable[[], Program]:
+    def make() -> Program:
+        lock = threading.Lock()
+        box = {"n": 0}
+
+        def inc() -> None:
+            for _ in range(2):
+                if locked:
+                    with lock:
+                        value = box["n"]
+                        time.sleep(0)
+                        box["n"] = value + 1
+                else:
+                    value = box["n"]
+                    time.sleep(0)
+                    box["n"] = value + 1
+
+        def check() -> None:
+            assert box["n"] == 4, f"lost update: {box['n']}"
+        return Program({"a": inc, "b": inc}, check)
+    return make
+
+
+def test_a_plain_lock_excludes_and_its_absence_is_found() -> None:
+    assert set(seeds(counter_program(True))) == {Outcome.OK}
+    assert Outcome.FAILED in seeds(counter_program(False))
+    assert restored()
+
+
+def test_without_interception_the_same_bug_is_invisible() -> None:
+    assert set(seeds(counter_program(False), intercept=False)) == {Outcome.OK}
+
+
+def test_rlock_condition_event_semaphores_barrier_and_queues() -> None:
+    def make() -> Program:
+        rlock = threading.RLock()
+        cond = threading.Condition()
+        event = threading.Event()
+        sem = threading.Semaphore(1)
+        bounded = threading.BoundedSemaphore(1)
+        barrier = threading.Barrier(2)
+        queues = [queue.Queue(), queue.LifoQueue(), queue.PriorityQueue(), queue.SimpleQueue()]
+        seen: list[Any] = []
+
+        def producer() -> None:
+            with rlock:
+                with rlock:                      # re-entrant
+                    seen.append("rlock")
+            with cond:
+                seen.append("ready")
+                cond.notify()
+            for q in queues:
+                q.put(1)
+            with sem, bounded:
+                seen.append("sem")
+            barrier.wait()
+            event.set()
+
+        def consumer() -> None:
+            with cond:
+                cond.wait_for(lambda: "ready" in seen)
+            got = [q.get() for q in queues]
+            assert got == [1, 1, 1, 1], got
+            barrier.wait()
+            assert event.wait(timeout=1000)
+            with pytest.raises(ValueError):
+                bounded.release()                # released more than acquired
+
+        def check() -> None:
+            assert seen.count("sem") == 1 and "rlock" in seen
+        return Program({"producer": producer, "consumer": consumer}, check)
+    assert set(seeds(make, 20)) == {Outcome.OK}
+    assert restored()
+
+
+def test_a_wait_nobody_ends_is_a_deadlock_naming_it() -> None:
+    def make() -> Program:
+        event = threading.Event()
+        return Program({"waiter": lambda: event.wait()})
+    run = run_program(make, RandomStrategy(1))
+    assert run.outcome is Outcome.DEADLOCK
+    assert "waits for wait Event@test_intercept.py" in run.report
+
+
+def test_sleep_and_clocks_count_steps() -> None:
+    times: list[float] = []
+
+    def make() -> Program:
+        def body() -> None:
+            times.append(time.monotonic())
+            time.sleep(5)
+            times.append(time.monotonic())
+            times.append(time.perf_counter() - time.time())
+        return Program({"sleeper": body})
+    run = run_program(make, RandomStrategy(0))
+    assert run.outcome is Outcome.OK
+    assert 5 <= times[1] - times[0] <= 6 and times[2] == 0     # the step clock
+    assert abs(time.monotonic() - _real.monotonic()) < 1       # the driver's is real
+
+
+def test_threads_started_by_model_code_are_adopted_with_stable_names() -> None:
+    names: list[str] = []
+
+    def make() -> Program:
+        box: list[int] = []
+
+        def parent() -> None:
+            kids = [threading.Thread(target=lambda: box.append(1)) for _ in range(2)]
+            kids.append(threading.Thread(target=lambda: box.append(1), name="named"))
+            for kid in kids:
+                kid.start()
+            for kid in kids:
+                kid.join()
+                assert not kid.is_alive()
+            names.extend(k.name for k in kids)
+
+        def check() -> None:
+            assert box == [1, 1, 1]
+        return Program({"parent": parent}, check)
+    runs = [run_program(make, RandomStrategy(seed)) for seed in range(5)]
+    assert all(r.outcome is Outcome.OK for r in runs)
+    assert runs[0].trace is not None
+    assert runs[0].trace.threads == ("parent", "parent.1", "parent.2", "named")
+    assert set(names) == {"parent.1", "parent.2", "named"}
+
+
+def test_an_adopted_thread_that_raises_fails_the_run() -> None:
+    def make() -> Program:
+        def parent() -> None:
+            kid = threading.Thread(target=lambda: 1 / 0)
+            kid.start()
+            kid.join()
+        return Program({"parent": parent})
+    run = run_program(make, RandomStrategy(0))
+    assert run.outcome is Outcome.FAILED and run.errors[0].thread == "parent.1"
+    assert isinstance(run.errors[0].exc, ZeroDivisionError)
+
+
+def test_same_seed_same_run_byte_for_byte() -> None:
+    from plain_races import make_aba, make_condition
+
+    for scenario in (make_aba, make_condition):
+        def make(scenario: Any = scenario) -> Program:
+            threads, check = scenario(False)
+            return Program(threads, check)
+        first = [run_program(make, RandomStrategy(s)).trace.dumps() for s in range(8)]
+        again = [run_program(make, RandomStrategy(s)).trace.dumps() for s in range(8)]
+        assert first == again and len(set(first)) > 1
+
+
+# -- whose threads, whose primitives ----------------------------------------------------------
+
+
+def test_threads_the_run_does_not_own_keep_real_behaviour() -> None:
+    """A helper thread the driver starts waits for real on an intercepted Event."""
+    outside: dict[str, Any] = {}
+
+    def make() -> Program:
+        event = threading.Event()
+        lock = threading.Lock()
+
+        def helper() -> None:                    # not a model thread: real waits
+            outside["woke"] = event.wait(timeout=30)
+            with lock:
+                outside["clock"] = time.monotonic()
+
+        outside["thread"] = helper_thread = threading.Thread(target=helper)
+        helper_thread.start()
+        return Program({"setter": event.set})
+    run = run_program(make, RandomStrategy(0))
+    outside["thread"].join(30)
+    assert run.outcome is Outcome.OK and outside["woke"] is True
+    assert outside["clock"] > 100              # wall clock, not steps
+    assert restored()
+
+
+def test_the_harness_own_code_gets_real_primitives() -> None:
+    made: dict[str, Any] = {}
+
+    def make() -> Program:
+        made["mutex"] = sched.Mutex("m")           # rcu_pgdat code: a real lock inside
+        made["user"] = threading.Lock()
+        return Program({"noop": lambda: None})
+    run_program(make, RandomStrategy(0))
+    assert type(made["mutex"]._lock) is type(_thread.allocate_lock())
+    assert type(made["user"]).__name__ == "Lock" and "schedulable" in repr(made["user"])
+
+
+def test_a_lock_made_before_the_run_stays_real_and_blocking_on_it_is_a_hang() -> None:
+    """The documented limit: objects that exist before the run are not intercepted."""
+    early = threading.Lock()
+
+    def make() -> Program:
+        def holder() -> None:
+            with early:
+                time.sleep(0)                    # parks while holding the real lock
+
+        def blocker() -> None:
+            with early:
+                pass
+        return Program({"holder": holder, "blocker": blocker})
+    run = run_program(make, sched.GuidedStrategy([("holder", 1, "blocker")]),
+                      hang_timeout=0.3)
+    assert run.outcome is Outcome.HANG and "blocker" in run.report
+
+
+# -- restored afterwards, whatever happened ------------------------------------------------------
+
+
+def test_restored_after_a_failing_run_and_an_interrupt() -> None:
+    def failing() -> Program:
+        return Program({"boom": lambda: 1 / 0})
+    assert run_program(failing, RandomStrategy(0)).outcome is Outcome.FAILED
+    assert restored()
+
+    def interrupted() -> Program:
+        threading.Lock()
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run_program(interrupted, RandomStrategy(0))
+    assert restored()
+
+
+def test_the_restore_check_catches_a_run_that_leaves_patches(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Broken variant: a disable() that does nothing leaves threading patched."""
+    real_disable = intercept.disable
+    monkeypatch.setattr(intercept, "disable", lambda: None)
+    run_program(counter_program(True), RandomStrategy(0))
+    assert not restored()
+    real_disable()
+    assert restored()
+
+
+# -- busy-waits stay schedulable ------------------------------------------------------------------
+
+
+def test_a_sleep0_busy_wait_is_never_a_false_hang() -> None:
+    from plain_races import make_busy_wait
+
+    def make() -> Program:
+        threads, check = make_busy_wait(True)
+        return Program(threads, check)
+    outcomes = seeds(make, 30, hang_timeout=2.0)
+    outcomes += [run_program(make, PCTStrategy(s, depth=3, steps=50)).outcome
+                 for s in range(30)]
+    assert set(outcomes) == {Outcome.OK}
