@@ -18,14 +18,6 @@ from rcu_pgdat.sched import Outcome, PCTStrategy, Program, RandomStrategy, inter
 
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 
-ORIGINALS = {name: getattr(threading, name) for name in ("Lock", "RLock", "Condition")}
-ORIGINALS.update({f"time.{name}": getattr(time, name) for name in
-                  ("sleep", "monotonic", "time", "perf_counter")})
-ORIGINALS["queue.SimpleQueue"] = queue.SimpleQueue
-ORIGINALS["Thread.start"] = threading.Thread.start
-ORIGINALS["Thread.join"] = threading.Thread.join
-
-
 def current() -> dict[str, Any]:
     now = {name: getattr(threading, name) for name in ("Lock", "RLock", "Condition")}
     now.update({f"time.{name}": getattr(time, name) for name in
@@ -34,6 +26,9 @@ def current() -> dict[str, Any]:
     now["Thread.start"] = threading.Thread.start
     now["Thread.join"] = threading.Thread.join
     return now
+
+
+ORIGINALS = current()
 
 
 def restored() -> bool:

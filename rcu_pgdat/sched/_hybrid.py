@@ -90,6 +90,18 @@ def caller() -> tuple[Any, Any]:
     return (run, me) if me is not None else (None, None)
 
 
+def _acquire(run: Any, name: str, claim: Any, blocking: bool, timeout: float) -> bool:
+    """A model thread's acquire: a point, a claim, and if that fails a scheduler wait
+    with the claim as its condition (``timeout`` in steps; negative: none)."""
+    label = f"acquire {name}"
+    run.point(label)
+    if claim():
+        return True
+    if not blocking:
+        return False
+    return bool(run.wait_until(claim, label, None if timeout < 0 else timeout))
+
+
 class Lock:
     """``threading.Lock`` for an intercepted run (see the module docstring)."""
 
@@ -113,13 +125,7 @@ class Lock:
         run, me = caller()
         if run is None:
             return self._lock.acquire(blocking, timeout)
-        run.point(f"acquire {self.name}")
-        if self._lock.acquire(False):
-            return True
-        if not blocking:
-            return False
-        return bool(run.wait_until(self._claim, f"acquire {self.name}",
-                                   None if timeout < 0 else timeout))
+        return _acquire(run, self.name, self._claim, blocking, timeout)
 
     def release(self) -> None:
         self._lock.release()
@@ -186,13 +192,7 @@ class RLock:
                 return False
             self._owner, self._count = me_ident, 1
             return True
-        run.point(f"acquire {self.name}")
-        if self._claim():
-            return True
-        if not blocking:
-            return False
-        return bool(run.wait_until(self._claim, f"acquire {self.name}",
-                                   None if timeout < 0 else timeout))
+        return _acquire(run, self.name, self._claim, blocking, timeout)
 
     def release(self) -> None:
         if self._owner != _get_ident():
