@@ -5,7 +5,7 @@ underscore is private:
 
 * the RCU flavors and SRCU domains: :class:`QSBR`, :class:`Memb`, :class:`SRCU`;
 * the plug-in protocol they implement: :class:`RCUFlavor`, :class:`SRCUDomain`, and the
-  checked wrappers the harness drives any implementation through (``rcu.checked``);
+  checked wrappers the harness drives any implementation through (``rcu_pgdat.harness``);
 * the scheduler API for algorithms and plug-ins: :mod:`rcu_pgdat.sched`
   (``sched.point``, ``sched.wait_until``, ``sched.Mutex``, ``sched.Event``, the
   controlled scheduler);

@@ -76,8 +76,8 @@ The fixture ``rcu_harness`` (an :class:`RCUHarness`; one per test, nothing share
     schedules: unique, deterministic; ``rcu-teardown`` is the harness's own.
 ``h.checked(flavor, *, srcu=None)``
     Wrap an RCU flavor (``QSBR()``, ``Memb()``, a plug-in) in
-    :class:`~rcu_pgdat.rcu.checked.CheckedRCU`, or an SRCU domain (anything with
-    ``call_srcu``, or ``srcu=True``) in :class:`~rcu_pgdat.rcu.checked.CheckedSRCU`,
+    :class:`~rcu_pgdat.harness.CheckedRCU`, or an SRCU domain (anything with
+    ``call_srcu``, or ``srcu=True``) in :class:`~rcu_pgdat.harness.CheckedSRCU`,
     so that the oracles see its sections and grace periods; use the wrapper, and its
     ``key`` with ``h.oracles.deref``/``retire``. After every thread finished the
     harness thread ``rcu-teardown`` shuts each wrapped flavor down (``shutdown()``,
@@ -128,11 +128,11 @@ the module twice, so write ``-p no:rcu_pgdat -p rcu_pgdat.pytest_plugin`` (what 
 reproduce line of a plugin loaded by module name says).
 """
 
-# Why the harness is shaped this way, and what the simpler shapes get wrong.
+# Why the fixture is shaped this way, and what the simpler shape gets wrong.
 #
 # A run is a function of (setup, strategy) only. ``run()`` therefore calls setup
-# again for every seed and gives it a new collector, new oracles and a new allocator:
-# the rcu_pgdat.sched runner re-runs programs from scratch (its ``ProgramFactory``),
+# again for every seed and gives it a new collector, new oracles and a new allocator
+# (a fresh ``rcu_pgdat.harness.Run``): the schedulers re-run programs from scratch,
 # and seed k's verdict must not depend on the seeds run before it. The obvious
 # simpler fixture, "build the flavor and the objects once in the test body, run the
 # thread bodies once per seed", is wrong twice over: seed 1 frees the objects that
@@ -140,53 +140,38 @@ reproduce line of a plugin loaded by module name says).
 # the reproduce line ``--rcu-seeds 7-7`` would run seed 7 from a fresh state that the
 # failing run never had, so it would not reproduce.
 #
-# Teardown inside the schedule. ``call_rcu``/``call_srcu`` start a callback worker as
-# a model thread that lives until its flavor shuts down. Shutting it down after the
-# run, from the test's own thread, never happens: a controlled run ends only when
-# every model thread has finished, and the worker waits forever for callbacks, so the
-# run would end as a deadlock. The harness adds one model thread, ``rcu-teardown``,
-# which waits (through the scheduler) until every test thread has finished and then
-# shuts each wrapped flavor down. Its wait condition reads ``_Run.finished``; each
-# test thread stores its own entry as the last act of its last step, and a blocked
-# waiter is re-offered to the strategy after any other thread's step (sched's
-# invariant B), so the teardown sees the last store.
-#
-# Hooks per run. The might-sleep hook and ``threading.excepthook`` are process-wide
-# slots; each run installs its own oracles' and collector's (chained to the previous
-# ones) when setup is called and restores them when the run has returned, so that a
-# callback that raises in any thread is a violation of the run it belongs to, and
-# nothing outlives the test (pytest-xdist workers run many tests in one process).
-#
-# Stopping at the violation. Oracles report and let the thread go on (a gp-too-short
-# is found at ``gp_end``, not at an access); the run's collector stops the
-# controlled scheduler at the first report, so the interleaving table ends at the
-# step that produced the violation and the reproduce line stops at the same place.
+# Everything else a run needs (the teardown thread that shuts wrapped flavors down
+# inside the schedule, the collector that stops the scheduler at the first violation,
+# the final check, the hooks installed around every run and restored after it, what
+# a deadlock, hang or spent budget means) is the harness's, shared with the stress
+# runner: see ``rcu_pgdat/harness/run.py`` and ``session.py``. This module keeps the
+# pytest side: options, marker, fixtures, and the failure text.
 #
 # Time. A controlled run must never depend on the wall clock; the only wall-clock
 # bound is the scheduler's ``hang_timeout`` (a thread that reaches no schedule point),
-# which the harness keeps below pytest-timeout's limit so that the harness, not the
+# which the plugin keeps below pytest-timeout's limit so that the harness, not the
 # killer, reports the stall.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import os
-import re
 import shlex
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from . import sched
-from .check import Collector, Kind, Oracles, TrackedAllocator, Violation, ViolationError
-from .check import thread_stacks
+from .check import Collector, Oracles, TrackedAllocator, Violation
 from .errors import UsageError
-from .rcu.checked import CheckedRCU, CheckedSRCU
+from .harness import (STRESS, TEARDOWN, CheckedRCU, CheckedSRCU, Limits, Run, Session,
+                      StoppingCollector, execute, parse_seeds, seed_span, seeded_modes,
+                      settle, step_budget)
+from .harness.modes import describe as describe_modes
+from .harness.run import B, Body
 
 __all__ = [
     "DEFAULT_SEEDS",
@@ -200,8 +185,10 @@ __all__ = [
     "rcu_seed",
 ]
 
-#: The ``--rcu-sched`` values: free-running stress, and the controlled modes.
-MODES = ("stress", *sched.CONTROLLED_MODES)
+#: The ``--rcu-sched`` values: free-running stress, and the seeded controlled modes.
+MODES = seeded_modes(free=(STRESS,))
+#: The default ``--rcu-sched``.
+DEFAULT_MODE = "random"
 #: Seeds run when neither ``--rcu-seeds`` nor a marker says otherwise (``0-9``).
 DEFAULT_SEEDS = range(10)
 #: The default ``--rcu-steps``.
@@ -209,57 +196,16 @@ DEFAULT_STEPS = 10_000
 #: Wall-clock seconds a thread may run without a schedule point (lowered under
 #: pytest-timeout, see the module docstring).
 DEFAULT_HANG_TIMEOUT = 5.0
-#: Name of the harness's own model thread that shuts wrapped flavors down.
-TEARDOWN = "rcu-teardown"
 #: The entry point's plugin name (``pytest11: rcu_pgdat = rcu_pgdat.pytest_plugin``).
 ENTRY_POINT = "rcu_pgdat"
 
-#: A thread body or a final check (its return value is ignored).
-Body = Callable[[], object]
-B = TypeVar("B", bound=Body)
 #: What ``run()`` takes: builds a run's state, registers (or returns) its threads.
 Setup = Callable[["RCUHarness"], "Mapping[str, Body] | None"]
+#: For messages: ``0-9`` for a contiguous run of seeds, else the list.
+_span = seed_span
 
 
 # -- settings ------------------------------------------------------------------------
-
-
-def parse_seeds(spec: Any) -> tuple[int, ...]:
-    """Seeds from ``"A-B"`` (inclusive), ``"N"``, an int, or an iterable of ints.
-
-    Raises :class:`~rcu_pgdat.errors.UsageError` saying what is wrong.
-    """
-    if isinstance(spec, bool):
-        raise UsageError(f"seeds must be ints, got {spec!r}")
-    if isinstance(spec, int):
-        spec = (spec,)
-    elif isinstance(spec, str):
-        first, sep, last = spec.strip().partition("-")
-        try:
-            lo = int(first)
-            hi = int(last) if sep else lo
-        except ValueError:
-            raise UsageError(f"seeds {spec!r}: write A-B (inclusive, e.g. 0-9) or one "
-                             "seed N, with non-negative integers") from None
-        if lo < 0 or hi < lo:
-            raise UsageError(f"seeds {spec!r}: need 0 <= A <= B in A-B")
-        spec = range(lo, hi + 1)
-    if not isinstance(spec, Iterable):
-        raise UsageError(f"seeds must be 'A-B', an int or an iterable of ints, got {spec!r}")
-    seeds = tuple(spec)
-    bad = [s for s in seeds if not isinstance(s, int) or isinstance(s, bool)]
-    if bad:
-        raise UsageError(f"seeds must be ints, got {bad[0]!r} in {spec!r}")
-    if not seeds:
-        raise UsageError(f"no seeds in {spec!r}: give at least one")
-    return seeds
-
-
-def _span(seeds: tuple[int, ...]) -> str:
-    """``0-9`` for a contiguous run of seeds, else the list (for messages)."""
-    if seeds == tuple(range(seeds[0], seeds[0] + len(seeds))):
-        return f"{seeds[0]}-{seeds[-1]}"
-    return ",".join(map(str, seeds))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,9 +224,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     """``--rcu-sched``, ``--rcu-seeds``, ``--rcu-steps``."""
     group = parser.getgroup("rcu-pgdat", "RCU torture tests (rcu_harness fixture, "
                                          "rcu_sweep marker)")
-    group.addoption("--rcu-sched", choices=MODES, default="random",
-                    help="scheduler of rcu_harness runs: random or pct (controlled, "
-                         "replayable) or stress (free-running); default random")
+    group.addoption("--rcu-sched", choices=MODES, default=DEFAULT_MODE,
+                    help=f"scheduler of rcu_harness runs ({describe_modes(MODES)}); "
+                         f"default {DEFAULT_MODE}")
     group.addoption("--rcu-seeds", metavar="A-B", default=None,
                     help=f"seeds to run, inclusive (overrides rcu_sweep markers); "
                          f"default {_span(tuple(DEFAULT_SEEDS))}")
@@ -409,18 +355,6 @@ def rcu_harness(request: pytest.FixtureRequest, rcu_seed: int | None) -> RCUHarn
 # -- one run's state -------------------------------------------------------------------
 
 
-class _RunCollector(Collector):
-    """The run's collector: its first kept violation also ends a controlled run, so
-    the schedule (and the table printed from it) stops at the offending step."""
-
-    def report(self, violation: Violation) -> Violation:
-        kept = super().report(violation)
-        scheduler = sched.active()
-        if self.stopped and isinstance(scheduler, sched.ControlledScheduler):
-            scheduler.stop(f"{kept.title} (in {kept.thread})")
-        return kept
-
-
 class _CountingStress(sched.StressScheduler):
     """Stress scheduling that counts each thread's own schedule points (its budget)."""
 
@@ -437,22 +371,17 @@ class _CountingStress(sched.StressScheduler):
         return int(getattr(self._count, "n", 0))
 
 
-class _Run:
-    """One run's fresh state. ``threads``, ``checks`` and ``flavors`` are filled by
-    setup (driver thread) and frozen after it; ``finished[name]`` is stored once by
-    thread ``name`` itself (one dict item store), read by the teardown's condition."""
+class _Run(Run):
+    """One seed's run: the harness's run, plus the tracked allocator, the seed, and
+    whether setup is still registering (``share``: each thread's point budget in
+    stress mode)."""
 
     def __init__(self, seed: int) -> None:
+        super().__init__(Oracles(StoppingCollector()))
         self.seed = seed
-        self.collector = _RunCollector()
-        self.oracles = Oracles(self.collector)
         self.alloc = TrackedAllocator(self.oracles)
-        self.threads: dict[str, Body] = {}
-        self.checks: list[Body] = []
-        self.flavors: list[CheckedRCU | CheckedSRCU] = []
-        self.finished: dict[str, bool] = {}
         self.setting_up = True
-        self.share = 1                       # stress mode: each thread's point budget
+        self.share = 1
 
 
 # -- the harness ----------------------------------------------------------------------------
@@ -521,17 +450,7 @@ class RCUHarness:
 
     def spawn(self, name: str, body: B) -> B:
         """Register thread ``name`` running ``body`` (setup only); returns ``body``."""
-        run = self._setting_up("spawn()")
-        if not isinstance(name, str) or not name:
-            raise UsageError(f"thread names must be non-empty strings, got {name!r}")
-        if name == TEARDOWN or name in run.threads:
-            taken = "is the harness's own" if name == TEARDOWN else "is already registered"
-            raise UsageError(f"thread name {name!r} {taken}: names identify threads in "
-                             "reports and schedules, make them unique")
-        if not callable(body):
-            raise UsageError(f"thread {name!r}: the body must be callable, got {body!r}")
-        run.threads[name] = body
-        return body
+        return self._setting_up("spawn()").spawn(name, body)
 
     def thread(self, name: str) -> Callable[[B], B]:
         """Decorator form of :meth:`spawn`: ``@h.thread("reader-0")``."""
@@ -556,8 +475,12 @@ class RCUHarness:
                              f"checked({flavor.__name__}()), built inside setup")
         if srcu is None:
             srcu = callable(getattr(flavor, "call_srcu", None))
-        wrapped = CheckedSRCU(flavor, run.oracles) if srcu else CheckedRCU(flavor, run.oracles)
-        run.flavors.append(wrapped)
+        if srcu:
+            domain = CheckedSRCU(flavor, run.oracles)
+            run.shutdowns.append(domain.cleanup)
+            return domain
+        wrapped = CheckedRCU(flavor, run.oracles)
+        run.shutdowns.append(wrapped.shutdown)
         return wrapped
 
     def stopping(self) -> bool:
@@ -584,8 +507,9 @@ class RCUHarness:
             pct_steps = self._calibrate(setup) if self.mode == "pct" else 0
             for seed in self.seeds:
                 result = self._one(setup, seed, pct_steps)
-                run = self._current("run()")
-                violation = _verdict(run, result, self._max_steps)
+                violation = settle(self._current("run()"), result, budget_hint=(
+                    "A thread that loops must end when h.stopping() says so; a longer "
+                    "program needs a larger --rcu-steps."))
                 if violation is not None:
                     pytest.fail(self._failure_text(seed, len(results), result, violation),
                                 pytrace=False)
@@ -594,33 +518,27 @@ class RCUHarness:
         finally:
             self._in_run = False
 
-    @property
-    def _max_steps(self) -> int:
-        """The controlled scheduler's budget: the test's steps plus room to wind down."""
-        return self.steps + max(self.steps, 1000)
-
-    def _run_opts(self) -> dict[str, Any]:
-        return {"max_steps": self._max_steps, "hang_timeout": self.hang_timeout}
+    def _limits(self) -> Limits:
+        return Limits(max_steps=step_budget(self.steps), hang_timeout=self.hang_timeout)
 
     def _calibrate(self, setup: Setup) -> int:
         """PCT's run-length estimate: one run under ``RandomStrategy(0)`` (deterministic)."""
-        with contextlib.ExitStack() as hooks:
-            return sched.calibrate_steps(self._factory(setup, 0, hooks), **self._run_opts())
+        session = self._session(setup, 0)
+        with session.active():
+            return sched.calibrate_steps(session.program, **self._limits().options())
 
     def _one(self, setup: Setup, seed: int, pct_steps: int) -> sched.RunResult:
-        with contextlib.ExitStack() as hooks:       # the run's hooks, restored after it
-            make = self._factory(setup, seed, hooks)
-            if self.mode == "stress":
-                return sched.run_free(make, _CountingStress(seed), timeout=self.hang_timeout)
-            strategy = sched.make_strategy(self.mode, seed, pct_steps=max(1, pct_steps))
-            return sched.run_program(make, strategy, **self._run_opts())
+        session = self._session(setup, seed)
+        if self.mode == STRESS:
+            with session.active():
+                return sched.run_free(session.program, _CountingStress(seed),
+                                      timeout=self.hang_timeout)
+        return execute(session, self.mode, seed, self._limits(),
+                       pct_steps=max(1, pct_steps)).result
 
-    def _factory(self, setup: Setup, seed: int,
-                 hooks: contextlib.ExitStack) -> Callable[[], sched.Program]:
-        def make() -> sched.Program:
+    def _session(self, setup: Setup, seed: int) -> Session:
+        def build() -> Run:
             run = _Run(seed)
-            hooks.enter_context(run.collector.install_excepthook())
-            hooks.enter_context(run.oracles.might_sleep_checks())
             self._run = run
             try:
                 returned = setup(self)
@@ -636,12 +554,8 @@ class RCUHarness:
                 raise UsageError("setup registered no threads: call h.spawn(name, body) "
                                  "or decorate bodies with @h.thread(name)")
             run.share = max(1, self.steps // len(run.threads))
-            threads = {name: functools.partial(_body, run, name, body)
-                       for name, body in run.threads.items()}
-            if run.flavors:
-                threads[TEARDOWN] = functools.partial(_teardown, run, len(run.threads))
-            return sched.Program(threads, check=functools.partial(_final_check, run))
-        return make
+            return run
+        return Session(build)
 
     def _failure_text(self, seed: int, passed: int, result: sched.RunResult,
                       violation: Violation) -> str:
@@ -662,95 +576,3 @@ class RCUHarness:
     def __repr__(self) -> str:
         return (f"<RCUHarness --rcu-sched {self.mode} --rcu-seeds {_span(self.seeds)} "
                 f"--rcu-steps {self.steps} hang_timeout={self.hang_timeout:g}s>")
-
-
-# -- the model threads the harness adds or wraps ------------------------------------------
-
-
-def _body(run: _Run, name: str, body: Body) -> None:
-    """A test thread: its body, then the section-leak check, then "finished"."""
-    try:
-        body()
-        run.oracles.thread_exit()        # a section left open is a section-leak
-    finally:
-        run.finished[name] = True        # last store of the last step; teardown reads it
-
-
-def _teardown(run: _Run, threads: int) -> None:
-    """After every test thread finished, shut the wrapped flavors down, in order."""
-    sched.wait_until(lambda: len(run.finished) >= threads,
-                     f"{TEARDOWN}: every test thread to finish")
-    for flavor in run.flavors:
-        if isinstance(flavor, CheckedSRCU):
-            flavor.cleanup()
-        else:
-            flavor.shutdown()
-
-
-def _final_check(run: _Run) -> None:
-    """After a complete run (driver thread): sections still open, the test's checks;
-    a violation fails the run (so that its ``RunResult`` says so)."""
-    run.oracles.finish()
-    for check in run.checks:
-        check()
-    kept = run.collector.violations
-    if kept:
-        raise ViolationError(kept[0])
-
-
-# -- verdicts ---------------------------------------------------------------------------------
-
-_SCHEDULER_VERDICTS = {
-    sched.Outcome.DEADLOCK: (Kind.DEADLOCK, "every live thread is blocked"),
-    sched.Outcome.LIVELOCK: (Kind.LIVELOCK, "no progress within the bound"),
-    sched.Outcome.HANG: (Kind.STALL, "a thread is blocked where the scheduler cannot see "
-                                     "it (or ran too long without a schedule point)"),
-    sched.Outcome.BUDGET: (Kind.STALL, "the run did not finish within its step budget"),
-}
-
-
-def _verdict(run: _Run, result: sched.RunResult, max_steps: int) -> Violation | None:
-    """The run's first violation, or ``None`` if it passed (see the module docstring)."""
-    kept = run.collector.violations
-    if kept:
-        return kept[0]
-    if result.outcome is sched.Outcome.OK:
-        return None
-    if result.errors:
-        err = result.errors[0]
-        run.collector.report_exception(err.exc, err.thread)
-    else:
-        run.collector.report(_scheduler_violation(result, max_steps))
-    kept = run.collector.violations
-    if kept:
-        return kept[0]
-    return Violation(kind=Kind.BUG, subject=f"of the run: {result.outcome.value}",
-                     thread="scheduler", details=result.describe())
-
-
-def _scheduler_violation(result: sched.RunResult, max_steps: int) -> Violation:
-    """What the scheduler found on its own: deadlock, livelock, hang, budget."""
-    kind, what = _SCHEDULER_VERDICTS.get(
-        result.outcome, (Kind.STALL, f"the run ended as {result.outcome.value}"))
-    details = [result.report] if result.report else []
-    if result.outcome is sched.Outcome.BUDGET:
-        details.append(f"The scheduler allows {max_steps} steps. A thread that loops "
-                       "must end when h.stopping() says so; a longer program needs a "
-                       "larger --rcu-steps.")
-    if result.stuck:
-        details.append(f"Threads that never returned: {', '.join(result.stuck)}.")
-    if result.outcome is sched.Outcome.HANG:
-        details.append(f"Every other thread's stack:\n{_other_stacks()}")
-    return Violation(kind=kind, subject=f"of the run: {what}",
-                     thread=result.stuck[0] if result.stuck else "scheduler",
-                     what=f"The run ended as {result.outcome.value} after {result.steps} "
-                          "steps",
-                     details="\n\n".join(details))
-
-
-def _other_stacks() -> str:
-    """``thread_stacks()`` without the calling (pytest's) thread: its frames are the
-    harness's and pytest's, never the stall."""
-    mine = f"thread {threading.current_thread().name}:"
-    blocks = re.split(r"(?m)^(?=thread )", thread_stacks())
-    return "".join(b for b in blocks if not b.startswith(mine)).rstrip("\n")

@@ -4,7 +4,7 @@ Run: ``python -m stress.bench_sched [--seeds N] [--work W] [--races NAME,...]``.
 race of ``rcu_pgdat.sched.examples`` (broken variant) runs once per seed 0..N-1 under
 each mode, in one process, side by side:
 
-* ``free``: real threads released together by a barrier, the default scheduler
+* ``naive``: real threads released together by a barrier, the default scheduler
   (points do nothing), the OS decides (not repeatable);
 * ``stress``: the same with ``StressScheduler(seed)``: seeded yields at points and a
   1 us switch interval;
@@ -29,7 +29,7 @@ from rcu_pgdat.sched.examples import RACES
 
 __all__ = ["main", "measure"]
 
-MODES = ("free", "stress", "random", "pct-d2", "pct-d3", "dfs")
+MODES = ("naive", "stress", "random", "pct-d2", "pct-d3", "dfs")
 CONTROLLED = ("random", "pct-d2", "pct-d3")
 
 

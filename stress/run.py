@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, TextIO
 
 from rcu_pgdat import sched
-from rcu_pgdat.check import Collector, Kind, Violation, thread_stacks
+from rcu_pgdat.check import Kind, Violation, thread_stacks
+from rcu_pgdat.harness import Run, StoppingCollector
 from rcu_pgdat.mutants import MUTANTS
 from rcu_pgdat.mm.system import System, SystemConfig
 from rcu_pgdat.mm.topology import Topology
@@ -222,18 +223,24 @@ def report_stall(system: System, subject: str, what: str) -> None:
         details=f"{system!r}\n{system.stop_machine!r}\n\n{thread_stacks()}"))
 
 
-@dataclass
-class Built:
-    """A freshly built run: the model, the shared context, and one body per thread."""
+class Built(Run):
+    """A freshly built run: the harness's run of the model's oracles, with the model,
+    the workers' shared context and their counters; one thread per worker, the
+    scheme's shutdown (callback workers) and the pages-conserved check at rest."""
 
-    system: System
-    ctx: RunContext
-    stats: dict[str, WorkerStats]
-    bodies: dict[str, Callable[[], None]]
+    def __init__(self, system: System, ctx: RunContext) -> None:
+        super().__init__(system.oracles)
+        self.system = system
+        self.ctx = ctx
+        self.stats: dict[str, WorkerStats] = {}
+        self.shutdowns.append(system.scheme.shutdown)
+        self.checks.append(system.check_pages_conserved)
+
+    def progress_kinds(self) -> tuple[str, ...]:
+        return self.system.progress_kinds()
 
 
-def build(cfg: RunConfig, *, controlled: bool = False,
-          collector_cls: type[Collector] = Collector) -> Built:
+def build(cfg: RunConfig, *, controlled: bool = False) -> Built:
     """Build the model and the workers of ``cfg`` (nothing runs yet).
 
     Free-running, durations are seconds; controlled, they are scheduler steps
@@ -249,7 +256,7 @@ def build(cfg: RunConfig, *, controlled: bool = False,
         srcu = mutant.srcu_cls(getattr(srcu, "name", "pgdat")) if mutant.srcu_cls else srcu
         broken.update(mutant.system_kwargs)
         bodies_by_kind.update(mutant.workers)
-    collector = collector_cls(stop_on_first=not cfg.keep_going)
+    collector = StoppingCollector(stop_on_first=not cfg.keep_going)
     topology = Topology(nr_nodes=cfg.nodes, nr_cpus=cfg.cpus)
     times = CONTROLLED_TIMES if controlled else FREE_TIMES
     system = System(SystemConfig(topology=topology, scheme=cfg.scheme, remover=cfg.remover,
@@ -259,26 +266,14 @@ def build(cfg: RunConfig, *, controlled: bool = False,
     ctx = RunContext(system, sched.Event("run.stop"), cfg.seed,
                      sleep_time=times["sleep_time"], remover_pause=times["remover_pause"],
                      deadline=float(cfg.steps) if controlled else math.inf)
-    stats: dict[str, WorkerStats] = {}
-    bodies: dict[str, Callable[[], None]] = {}
+    built = Built(system, ctx)
     for kind, name in cfg.thread_plan():
         reader = kind not in ("remover", "fake-writer")
         task = system.new_task(name, reader=reader)
-        stats[name] = WorkerStats(kind)
-        bodies[name] = functools.partial(run_worker, ctx, task, stats[name],
-                                         bodies_by_kind[kind])
-    return Built(system, ctx, stats, bodies)
-
-
-def check_at_rest(system: System) -> None:
-    """The checks only a stopped run can make: sections nobody closed, pages conserved.
-
-    Skipped after a violation stopped the run: workers that unwound from it may have
-    left pages held and sections open, which would only repeat the first report.
-    """
-    if not system.collector.stopped:
-        system.oracles.finish()
-        system.check_pages_conserved()
+        stats = built.stats[name] = WorkerStats(kind)
+        built.spawn(name, functools.partial(run_worker, ctx, task, stats,
+                                            bodies_by_kind[kind]))
+    return built
 
 
 def gp_latencies(system: System) -> dict[str, list[float]]:
@@ -308,7 +303,7 @@ def run(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
     interrupted = False
     with sched.install(scheduler), collector.install_excepthook(), \
             system.oracles.might_sleep_checks():
-        threads = [sched.spawn(body, name) for name, body in built.bodies.items()]
+        threads = [sched.spawn(body, name) for name, body in built.bodies().items()]
         ctx.deadline = started + cfg.duration
         for thread in threads:
             thread.start()
@@ -335,17 +330,15 @@ def run(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
         finally:
             ctx.stop.set()
             stuck = _join(system, threads, cfg.stall_timeout)
-        if not stuck and _bounded(system.scheme.shutdown, cfg.stall_timeout):
-            check_at_rest(system)
-        elif not stuck:
-            report_stall(system, "of the callback workers",
-                         f"Callback workers did not shut down within {cfg.stall_timeout:.1f}s")
+        if not stuck:
+            built.check_at_rest()
     return RunResult(cfg, list(collector.violations), stats, system,
                      time.monotonic() - started, interrupted, gp_latencies(system))
 
 
 def _join(system: System, threads: list[threading.Thread], timeout: float) -> list[str]:
-    """Wait (bounded) for the workers; the ones that do not end are a stall."""
+    """Wait (bounded) for the workers and the teardown; the ones that do not end are a
+    stall (a teardown stuck in a callback worker's shutdown, too)."""
     deadline = time.monotonic() + timeout
     for thread in threads:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -356,10 +349,3 @@ def _join(system: System, threads: list[threading.Thread], timeout: float) -> li
                      "the run")
     return stuck
 
-
-def _bounded(fn: Callable[[], None], timeout: float) -> bool:
-    """Run ``fn`` in a helper thread; ``False`` if it did not return within ``timeout``."""
-    helper = sched.spawn(fn, "shutdown")
-    helper.start()
-    helper.join(timeout)
-    return not helper.is_alive()

@@ -82,8 +82,6 @@ class RunContext:
     sleep_time: float = 0.02       # a sleeper's longest sleep inside its section
     remover_pause: float = 0.001   # between two remover steps
     deadline: float = math.inf     # scheduler time at which workers wind down
-    exited: int = 0                # workers that ended (read in controlled mode only,
-                                   # where one thread runs at a time)
 
     def should_stop(self) -> bool:
         """Whether workers must wind down (checked by each worker once per loop)."""
@@ -98,14 +96,6 @@ def _rng(seed: int, name: str) -> random.Random:
 def run_worker(ctx: RunContext, task: Task, stats: WorkerStats,
                body: Callable[[RunContext, Task, WorkerStats], None]) -> None:
     """Run ``body`` as ``task``; report what escapes it (see the module docstring)."""
-    try:
-        _run_task(ctx, task, stats, body)
-    finally:
-        ctx.exited += 1
-
-
-def _run_task(ctx: RunContext, task: Task, stats: WorkerStats,
-              body: Callable[[RunContext, Task, WorkerStats], None]) -> None:
     collector = ctx.system.collector
     try:
         task.enter()

@@ -127,5 +127,6 @@ def test_plugin_blocking_outside_the_scheduler_is_reported_not_hung_on(tmp_path:
          "--stall-timeout", "1", "--flavor", "user_rcu:StuckReaderRCU"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "BUG: stall of the controlled run: a thread reached no schedule point" in proc.stdout
+    assert "BUG: stall of the run: a thread is blocked where the scheduler cannot see it" \
+        in proc.stdout
     assert "iterator-0" in proc.stdout                 # the culprit, with its stack

@@ -125,9 +125,9 @@ def test_a_livelock_report_names_the_progress_it_expected(
     monkeypatch.setattr(controlled, "livelock_bound", lambda cfg: BOUND)
     result = run_controlled(RunConfig(scheme="rwlock", sched="random", seed=1, steps=20000))
     assert [v.kind for v in result.violations] == [Kind.LIVELOCK]
-    assert result.violations[0].what.startswith(
-        "no progress within the bound (expected: remover cycle, rwsem pgdat_rwsem: write "
-        "section)")
+    assert result.violations[0].subject.endswith(
+        "no progress within the livelock bound (expected: remover cycle, rwsem "
+        "pgdat_rwsem: write section)")
 
 
 @pytest.mark.slow

@@ -35,7 +35,7 @@ from rcu_pgdat.errors import UsageError
 from rcu_pgdat.pytest_plugin import (DEFAULT_HANG_TIMEOUT, RCUHarness, _span,
                                      hang_timeout_for, parse_seeds)
 from rcu_pgdat.rcu import QSBR, Memb
-from rcu_pgdat.rcu.checked import CheckedSRCU
+from rcu_pgdat.harness import CheckedSRCU
 from rcu_pgdat.rcu.srcu import SRCU
 
 pytest_plugins = ["pytester"]

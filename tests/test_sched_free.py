@@ -142,7 +142,7 @@ def test_free_running_points_progress_and_time_are_plain() -> None:
     assert sched.now() >= t0 and sched.current_name() == threading.current_thread().name
 
 
-def test_free_and_stress_sweeps_run_real_threads_and_count_failures() -> None:
+def test_naive_and_stress_sweeps_run_real_threads_and_count_failures() -> None:
     def make(fail: bool) -> sched.ProgramFactory:
         def factory() -> sched.Program:
             def body() -> None:
@@ -150,7 +150,7 @@ def test_free_and_stress_sweeps_run_real_threads_and_count_failures() -> None:
                 assert not fail, "this variant always fails"
             return sched.Program({"t0": body, "t1": body})
         return factory
-    for mode in ("free", "stress"):
+    for mode in ("naive", "stress"):
         assert sched.sweep(make(False), mode, range(3)).failures == 0
         broken = sched.sweep(make(True), mode, range(3))
         assert broken.failing_seeds == [0, 1, 2] and broken.first is not None

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..check import Oracles
-from ..rcu.checked import CheckedRCU, CheckedSRCU
+from ..harness.checked import CheckedRCU, CheckedSRCU
 from .locks import RWSem
 from .task import Task
 

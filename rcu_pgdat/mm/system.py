@@ -42,7 +42,7 @@ from typing import Any, Iterator
 from .. import sched
 from ..check import Collector, Kind, Oracles, TrackedAllocator, Violation
 from ..errors import UsageError
-from ..rcu.checked import CheckedRCU, CheckedSRCU
+from ..harness.checked import CheckedRCU, CheckedSRCU
 from .hotplug import EBUSY, OK, ONLINE, REMOVERS, VETO, Remover
 from .hotplug import PROGRESS as REMOVER_PROGRESS
 from .locks import SeqCount

@@ -6,10 +6,11 @@ Every flavor and domain runs in one of two modes (``mode=CHECKED``, the default,
 
 from __future__ import annotations
 
+from ._callbacks import CallbackWorker
 from ._flavor import CHECKED, FAST, MODES
 from .memb import Memb
 from .protocol import RCUFlavor, SRCUDomain
 from .qsbr import QSBR
 from .srcu import SRCU
 
-__all__ = ["CHECKED", "FAST", "MODES", "QSBR", "SRCU", "Memb", "RCUFlavor", "SRCUDomain"]
+__all__ = ["CHECKED", "FAST", "MODES", "CallbackWorker", "QSBR", "SRCU", "Memb", "RCUFlavor", "SRCUDomain"]

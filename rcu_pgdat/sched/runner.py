@@ -22,8 +22,9 @@ from .strategies import RandomStrategy, ReplayStrategy, Strategy, strategy_spec
 from .stress import StressScheduler
 from .trace import Trace
 
-#: Sweep modes that run real threads free (no schedule, no trace).
-FREE_MODES = ("stress", "free")
+#: Sweep modes that run real threads free (no schedule, no trace): seeded yields at the
+#: points, or none at all (the interpreter alone decides).
+FREE_MODES = ("stress", "naive")
 
 __all__ = ["FREE_MODES", "Program", "ProgramFactory", "run_program", "run_free", "replay", "sweep",
            "SweepResult", "calibrate_steps"]
@@ -199,13 +200,13 @@ def sweep(make_program: ProgramFactory, mode: str = "random",
           free_timeout: float = 5.0, shrink_first: bool = False,
           **run_opts: Any) -> SweepResult:
     """Run ``make_program`` once per seed under ``mode`` (a per-seed strategy of the
-    registry, ``stress`` or ``free``).
+    registry, ``stress`` or ``naive``).
 
     ``options`` are the strategy's options (see ``strategies.STRATEGIES``);
     ``pct_depth`` and ``pct_steps`` are shorthands for ``pct_depth`` and ``steps``
     there. A strategy that needs the run length gets :func:`calibrate_steps` unless
     ``steps`` is given. ``stress`` runs free with a :class:`StressScheduler` per seed,
-    ``free`` with the default scheduler (the seed only counts runs); neither has a
+    ``naive`` with the default scheduler (the seed only counts runs); neither has a
     trace and the OS decides too. With ``shrink_first`` the first failing controlled
     run is shrunk (``SweepResult.shrunk``) so that it can be reported small.
     """
@@ -227,7 +228,7 @@ def sweep(make_program: ProgramFactory, mode: str = "random",
     for seed in seeds:
         runs += 1
         if mode in FREE_MODES:
-            scheduler = (Scheduler() if mode == "free" else
+            scheduler = (Scheduler() if mode == "naive" else
                          StressScheduler(seed=seed, yield_probability=yield_probability))
             result = run_free(make_program, scheduler, timeout=free_timeout)
         else:

@@ -430,6 +430,6 @@ def seeds_section(opts: Options) -> Section:
         "seeds", "Seeds to find a narrow race (stress.bench_sched)",
         ["race", *bench_sched.MODES], rows,
         [f"Seeds 0..{seeds - 1} per mode, work={work}: the first failing seed + 1 (failing "
-         "seeds / seeds); '-' : none failed. free = naive threads; dfs counts schedules "
+         "seeds / seeds); '-' : none failed. naive = free-running threads; dfs counts schedules "
          "(at most 2 preemptions) and stops at the first failure."],
         data={"seeds": seeds, "work": work, "races": data})

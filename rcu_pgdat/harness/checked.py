@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from .. import sched
 from ..check import Kind, Oracles, Violation
+from ..rcu import CallbackWorker
 
 __all__ = ["CheckedRCU", "CheckedSRCU", "LATENCY_SAMPLES"]
 
@@ -144,7 +145,6 @@ class CheckedRCU(_CheckedCallbacks):
             call(wrapped)
             return
         if self._fallback_worker is None:
-            from ._callbacks import CallbackWorker
             self._fallback_worker = CallbackWorker(self.flavor.synchronize,
                                                    f"{self.name}-callbacks")
         self._fallback_worker.enqueue(wrapped)
