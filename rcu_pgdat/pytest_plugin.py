@@ -504,9 +504,9 @@ class RCUHarness:
         self._in_run = True
         try:
             results: list[sched.RunResult] = []
-            pct_steps = self._calibrate(setup) if self.mode == "pct" else 0
+            options = self._strategy_options(setup)
             for seed in self.seeds:
-                result = self._one(setup, seed, pct_steps)
+                result = self._one(setup, seed, options)
                 violation = settle(self._current("run()"), result, budget_hint=(
                     "A thread that loops must end when h.stopping() says so; a longer "
                     "program needs a larger --rcu-steps."))
@@ -521,20 +521,24 @@ class RCUHarness:
     def _limits(self) -> Limits:
         return Limits(max_steps=step_budget(self.steps), hang_timeout=self.hang_timeout)
 
-    def _calibrate(self, setup: Setup) -> int:
-        """PCT's run-length estimate: one run under ``RandomStrategy(0)`` (deterministic)."""
+    def _strategy_options(self, setup: Setup) -> dict[str, Any]:
+        """The strategy's options: the run length, for a strategy that spreads something
+        over it (PCT's change points), measured by one run under ``RandomStrategy(0)``
+        (deterministic, so a seed still gives the same run)."""
+        spec = sched.STRATEGIES.get(self.mode)
+        if spec is None or not spec.needs_steps:
+            return {}
         session = self._session(setup, 0)
         with session.active():
-            return sched.calibrate_steps(session.program, **self._limits().options())
+            return {"steps": sched.calibrate_steps(session.program, **self._limits().options())}
 
-    def _one(self, setup: Setup, seed: int, pct_steps: int) -> sched.RunResult:
+    def _one(self, setup: Setup, seed: int, options: dict[str, Any]) -> sched.RunResult:
         session = self._session(setup, seed)
         if self.mode == STRESS:
             with session.active():
                 return sched.run_free(session.program, _CountingStress(seed),
                                       timeout=self.hang_timeout)
-        return execute(session, self.mode, seed, self._limits(),
-                       pct_steps=max(1, pct_steps)).result
+        return execute(session, self.mode, seed, self._limits(), options).result
 
     def _session(self, setup: Setup, seed: int) -> Session:
         def build() -> Run:

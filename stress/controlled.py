@@ -62,9 +62,7 @@ def run_controlled(cfg: RunConfig) -> RunResult:
     if cfg.replay is not None:
         result = replay(session, Trace.load(cfg.replay), bounds)
     else:
-        done = execute(session, cfg.sched, cfg.seed, bounds, pct_depth=cfg.pct_depth,
-                       pct_steps=cfg.steps, max_preemptions=cfg.max_preemptions,
-                       max_schedules=cfg.max_schedules)
+        done = execute(session, cfg.sched, cfg.seed, bounds, cfg.strategy_options())
         result, explored = done.result, done.explored
         if (cfg.shrink_runs and result.trace is not None
                 and session.latest().first_violation() is not None):

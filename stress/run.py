@@ -147,6 +147,13 @@ class RunConfig:
                 plan.append((kind, kind if kind == "remover" else f"{kind}-{i}"))
         return plan
 
+    def strategy_options(self) -> dict[str, Any]:
+        """The options of the controlled strategies (``rcu_pgdat.sched.STRATEGIES``):
+        workers loop until the step budget, so it is the run length."""
+        return {"steps": self.steps, "pct_depth": self.pct_depth,
+                "max_preemptions": self.max_preemptions,
+                "max_schedules": self.max_schedules}
+
     def as_dict(self) -> dict[str, Any]:
         """The parameters, for the JSON document and the echo at the start."""
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -8,9 +8,9 @@ points and a strategy decides who runs next, so a seed is an exact replay; ``dfs
 explores every schedule up to a preemption bound instead of following one seed.
 
 The free-running names come from ``rcu_pgdat.sched.runner.FREE_MODES`` and the
-controlled strategies from ``rcu_pgdat.sched.CONTROLLED_MODES``: this module only adds
-what each one is for, so a new strategy appears here, in the CLI and in the pytest
-plugin by being added there.
+controlled ones, with their help, from the strategy registry
+(``rcu_pgdat.sched.STRATEGIES``): a new strategy appears here, in the CLI and in the
+pytest plugin by being added there.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from ..sched.runner import FREE_MODES
 
 __all__ = ["Mode", "MODES", "EXPLORE", "STRESS", "NAIVE", "is_controlled", "seeded_modes"]
 
-#: The free-running modes by name, and the exploration mode.
+#: The free-running modes by name.
 STRESS, NAIVE = FREE_MODES
-EXPLORE = "dfs"
 
 
 @dataclass(frozen=True)
@@ -34,31 +33,24 @@ class Mode:
     name: str
     help: str
     controlled: bool
-    #: Whether one seed decides one run (every mode but the exploration).
+    #: Whether one seed decides one run (every mode but an exploration such as dfs).
     seeded: bool = True
 
 
-_HELP = {
+_FREE_HELP = {
     STRESS: "free-running, seeded random yields at schedule points",
     NAIVE: "free-running, no yields: the interpreter alone decides (a baseline)",
-    "random": "controlled: a uniform choice among the runnable threads at every step",
-    "pct": "controlled: probabilistic concurrency testing (random priorities, "
-           "--pct-depth minus one change points)",
-    EXPLORE: "controlled: every schedule with at most --max-preemptions preemptions",
 }
-
-
-def _mode(name: str, controlled: bool, seeded: bool = True) -> Mode:
-    return Mode(name, _HELP.get(name, "controlled strategy" if controlled else
-                                "free-running"), controlled, seeded)
-
 
 #: Every scheduling mode, free-running first, in the order the CLI lists them.
 MODES: dict[str, Mode] = {
-    **{name: _mode(name, False) for name in FREE_MODES},
-    **{name: _mode(name, True) for name in sched.CONTROLLED_MODES},
-    EXPLORE: _mode(EXPLORE, True, seeded=False),
+    **{name: Mode(name, _FREE_HELP[name], False) for name in FREE_MODES},
+    **{name: Mode(name, f"controlled: {spec.help}", True, spec.per_seed)
+       for name, spec in sched.STRATEGIES.items()},
 }
+
+#: The exploration mode (a search over many runs, not one run per seed).
+EXPLORE = next(m.name for m in MODES.values() if m.controlled and not m.seeded)
 
 
 def is_controlled(name: str) -> bool:
@@ -74,6 +66,6 @@ def seeded_modes(*, free: tuple[str, ...] = FREE_MODES) -> tuple[str, ...]:
 
 
 def describe(names: tuple[str, ...] | None = None) -> str:
-    """``name (help), ...`` for a help text."""
+    """``name: help; ...`` for a help text."""
     chosen = MODES if names is None else {n: MODES[n] for n in names}
     return "; ".join(f"{m.name}: {m.help}" for m in chosen.values())

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .. import sched
-from .modes import EXPLORE, is_controlled
+from .modes import MODES, is_controlled
 from .run import Run
 
 __all__ = ["Executed", "Limits", "Session", "execute", "replay", "shrink_same_kind"]
@@ -104,23 +104,28 @@ class Executed:
     explored: sched.ExploreResult | None = None
 
 
-def execute(session: Session[Any], mode: str, seed: int, limits: Limits, *, pct_depth: int = 3,
-            pct_steps: int = 1000, max_preemptions: int = 2,
-            max_schedules: int = 200) -> Executed:
-    """Run ``session`` once under controlled ``mode``; ``session.last`` is that run."""
+def execute(session: Session[Any], mode: str, seed: int, limits: Limits,
+            options: Mapping[str, Any] | None = None) -> Executed:
+    """Run ``session`` once under controlled ``mode``; ``session.last`` is that run.
+
+    ``options`` are the strategy's (``rcu_pgdat.sched.STRATEGIES``: ``pct_depth``,
+    ``steps``, ``max_preemptions``, ...); each mode reads its own.
+    """
     if not is_controlled(mode):
         raise ValueError(f"{mode!r} is not a controlled scheduling mode")
+    given = dict(options or {})
     with session.active():
-        if mode == EXPLORE:
-            explored = sched.explore(session.program, max_preemptions=max_preemptions,
-                                     max_schedules=max_schedules, **limits.options())
-            failure = explored.failure
-            if failure is not None and failure.trace is not None:
-                return Executed(replay(session, failure.trace, limits), explored)
-            return Executed(sched.run_program(session.program, sched.GuidedStrategy([]),
-                                              **limits.options()), explored)
-        strategy = sched.make_strategy(mode, seed, pct_depth=pct_depth, pct_steps=pct_steps)
-        return Executed(sched.run_program(session.program, strategy, **limits.options()))
+        if MODES[mode].seeded:
+            strategy = sched.make_strategy(mode, seed, **given)
+            return Executed(sched.run_program(session.program, strategy, **limits.options()))
+        bounds = sched.STRATEGIES[mode].options(given)
+        explored = sched.explore(session.program, max_preemptions=bounds["max_preemptions"],
+                                 max_schedules=bounds["max_schedules"], **limits.options())
+        failure = explored.failure
+        if failure is not None and failure.trace is not None:
+            return Executed(replay(session, failure.trace, limits), explored)
+        return Executed(sched.run_program(session.program, sched.GuidedStrategy([]),
+                                          **limits.options()), explored)
 
 
 def replay(session: Session[Any], trace: sched.Trace, limits: Limits) -> sched.RunResult:
