@@ -13,4 +13,5 @@ from .protocol import RCUFlavor, SRCUDomain
 from .qsbr import QSBR
 from .srcu import SRCU
 
-__all__ = ["CHECKED", "FAST", "MODES", "CallbackWorker", "QSBR", "SRCU", "Memb", "RCUFlavor", "SRCUDomain"]
+__all__ = ["CHECKED", "FAST", "MODES", "CallbackWorker", "QSBR", "SRCU", "Memb", "RCUFlavor",
+           "SRCUDomain"]
