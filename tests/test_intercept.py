@@ -289,3 +289,18 @@ def test_a_sleep0_busy_wait_is_never_a_false_hang() -> None:
     outcomes += [run_program(make, PCTStrategy(s, depth=3, steps=50)).outcome
                  for s in range(30)]
     assert set(outcomes) == {Outcome.OK}
+
+
+# -- what it costs ------------------------------------------------------------------------------
+
+
+def test_the_cost_bench_runs_the_same_workload_three_ways() -> None:
+    from stress.bench import intercept as cost
+
+    got = cost.measure(rounds=2, runs=2, repeat=1)
+    assert set(got) == {"explicit", "intercept", "instrument"}
+    assert all(got[m]["outcomes"] == ["ok"] for m in got)
+    # interception's points are the lock's acquire and release; instrumentation adds
+    # the counter's load and store: strictly more steps for the same program
+    assert got["instrument"]["steps"] > got["intercept"]["steps"] > 0
+    assert restored()

@@ -65,6 +65,18 @@ def test_the_containment_race_needs_instrumentation() -> None:
     assert first_failure(sweep("containment", False, 50)) is None
 
 
+def test_a_flag_spin_is_schedulable_when_instrumented() -> None:
+    """No sleep in the loop: each re-read of the flag is a yield, so PCT's top-priority
+    spinner gives way to the writer (no budget stall), and the bug is still found."""
+    make = program("flag_spin", True)
+    runs = [run_program(make, PCTStrategy(s, depth=1, steps=100), instrument=INSTRUMENT,
+                        max_steps=2000) for s in range(10)]      # no change point at all
+    runs += sweep("flag_spin", True, 10, instrument=INSTRUMENT, max_steps=2000)
+    assert {r.outcome for r in runs} == {Outcome.OK}
+    failing = first_failure(sweep("flag_spin", False, 30, instrument=INSTRUMENT))
+    assert failing is not None and failing.outcome is Outcome.FAILED
+
+
 def test_the_aba_needs_more_than_one_preemption() -> None:
     make = program("aba", False)
     assert explore(make, max_preemptions=1).failure is None

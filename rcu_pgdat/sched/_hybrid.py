@@ -25,7 +25,8 @@ threads on either side of a critical section (a release point lets a waiter run 
 the releaser takes the lock again).
 
 Factories (``Lock()``, ``RLock()``, ``Condition()``) hand out the real primitives when
-called from the harness's own code (modules under ``rcu_pgdat`` and ``stress``): its
+called from the harness's own code (modules under ``rcu_pgdat`` and ``stress``, unless
+one declares itself user code with ``__plain_threading__ = True``): its
 oracles and scheduler must not gain schedule points. The caller is found by walking out
 of ``threading``/``queue`` frames, so an ``Event`` or a ``queue.Queue`` built by user
 code during a run is schedulable through the Lock and Condition it builds inside.
@@ -49,6 +50,9 @@ __all__ = ["Lock", "RLock", "Condition", "caller", "origin"]
 _get_ident = _real.get_ident
 _SKIPPED = frozenset({"threading", "queue", __name__})
 _OWN = ("rcu_pgdat", "stress")
+#: A module of this package that sets this global to true is user code: it gets the
+#: schedulable primitives (the benchmark's plain-threading workload does).
+USER_CODE_MARK = "__plain_threading__"
 
 
 def origin(default: str, depth: int = 2) -> str | None:
@@ -74,7 +78,7 @@ def origin(default: str, depth: int = 2) -> str | None:
                     kind = type(owner).__name__ if owner is not None else kind
             frame = frame.f_back
             continue
-        if module.split(".", 1)[0] in _OWN:
+        if module.split(".", 1)[0] in _OWN and not frame.f_globals.get(USER_CODE_MARK):
             return None
         return f"{kind}@{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
     return kind

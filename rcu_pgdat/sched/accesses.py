@@ -70,14 +70,17 @@ class Access:
 class AccessLog:
     """The ring of recent accesses of one run; appended to by the token holder only."""
 
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "writes")
 
     def __init__(self, size: int = LOG_SIZE) -> None:
         self.entries: deque[Access] = deque(maxlen=size)
+        self.writes = 0                  # writes logged so far (a spin detector's clock)
 
     def add(self, step: int, thread: str, op: str, root: object, field: str, what: str,
             where: str) -> None:
         self.entries.append(Access(step, thread, op, id(root), field, what, where))
+        if op in WRITES:
+            self.writes += 1
 
 
 def note(op: str, root: object, field: str, what: str | None = None, depth: int = 1) -> None:

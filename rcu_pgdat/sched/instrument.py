@@ -25,6 +25,12 @@ Why instruction events rather than ``LINE`` events: a line such as
 point cannot separate them. The per-access cost is measured by ``bench --only
 intercept`` against explicit points.
 
+Busy-waits stay schedulable: a thread that reads the same location at the same site
+again while nothing was written since is spinning, and that read is a voluntary yield
+point (``sched.yield_point``), so PCT demotes the spinner and exploration switches away
+for free, as for ``time.sleep(0)``; the writer it waits for gets to run. (A spin that
+reads nothing instrumented and never sleeps keeps the token: that is a hang report.)
+
 Explicit ``sched.point`` stays the fast default: nothing is instrumented unless named.
 """
 
@@ -44,6 +50,7 @@ from ._sites import MUTATORS, UNKNOWN, Site, resolve, sites
 __all__ = ["Instrumentation", "code_objects"]
 
 _TOOL_NAME = "rcu-pgdat"
+_READS = frozenset({"read", "in"})
 _C_CALLABLES = (types.BuiltinFunctionType, types.MethodDescriptorType,
                 types.WrapperDescriptorType, types.MethodWrapperType,
                 types.ClassMethodDescriptorType)
@@ -125,6 +132,7 @@ class Instrumentation:
         self._sites = _sites_of(self.modules)
         self._tool: int | None = None
         self._previous_trace: Any = None
+        self._last: dict[str, tuple[Site, int, int]] = {}   # per thread: see _visit
         self._enabled = False
 
     @property
@@ -138,8 +146,14 @@ class Instrumentation:
         run, me = caller()
         if run is None:
             return
-        run.point(site.label)
+        log = run.access_log
+        if site.op in _READS and self._last.get(me.name) == (
+                site, id(resolve(site.root, frame)), log.writes):
+            run.yield_point(site.label)     # the same read, nothing written since: a spin
+        else:
+            run.point(site.label)
         root = resolve(site.root, frame)
+        self._last[me.name] = (site, id(root), log.writes)
         if root is UNKNOWN:
             return
         field = site.field

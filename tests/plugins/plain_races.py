@@ -186,3 +186,24 @@ def make_aba(correct: bool) -> Scenario:
         dup = sorted(v for v in set(held) if v in on_stack or held.count(v) > 1)
         assert not dup, f"popped and still on the stack: {dup} (stack {on_stack}, popped {held})"
     return {"t1": t1, "t2": t2, "t3": t3}, check
+
+
+def make_flag_spin(correct: bool) -> Scenario:
+    """A busy-wait on a flag with no sleep at all (schedulable when instrumented)."""
+    box = Mailbox()
+    seen: list[int | None] = []
+
+    def writer() -> None:
+        if correct:
+            box.payload = 42
+        box.ready = True
+        box.payload = 42
+
+    def reader() -> None:
+        while not box.ready:
+            pass
+        seen.append(box.payload)
+
+    def check() -> None:
+        assert seen == [42], f"the reader saw {seen}"
+    return {"reader": reader, "writer": writer}, check

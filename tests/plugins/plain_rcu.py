@@ -1,0 +1,71 @@
+"""A user's RCU written with plain threading only, as people write one: no rcu_pgdat
+import, no schedule points. The harness checks it unchanged (interception makes its
+Lock and Condition schedulable in controlled runs).
+
+Each reader thread keeps a sequence number, odd while it is inside a read-side
+section. ``synchronize()`` snapshots every reader's number and waits on a Condition,
+for each one that was odd, until it changed; ``read_unlock`` notifies.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class _Reader:
+    __slots__ = ("seq", "nest")
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.nest = 0
+
+
+class PlainRCU:
+    """Correct: a grace period waits for every section open when it began."""
+
+    name = "plain"
+
+    def __init__(self) -> None:
+        self._tls = threading.local()
+        self._readers: list[_Reader] = []
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+
+    def _me(self) -> _Reader:
+        rec = getattr(self._tls, "rec", None)
+        if rec is None:
+            rec = self._tls.rec = _Reader()
+            with self._lock:
+                self._readers.append(rec)
+        return rec
+
+    def read_lock(self) -> None:
+        rec = self._me()
+        if rec.nest == 0:
+            rec.seq += 1
+        rec.nest += 1
+
+    def read_unlock(self) -> None:
+        rec = self._me()
+        rec.nest -= 1
+        if rec.nest == 0:
+            with self._changed:
+                rec.seq += 1
+                self._changed.notify_all()
+
+    def synchronize(self) -> None:
+        with self._changed:
+            snapshot = [(rec, rec.seq) for rec in self._readers]
+            for rec, seq in snapshot:
+                if seq & 1:
+                    self._changed.wait_for(lambda r=rec, s=seq: r.seq != s)
+
+
+class SleepRCU(PlainRCU):
+    """Broken: a grace period is "long enough" instead of waiting for the readers."""
+
+    name = "plain-sleep"
+
+    def synchronize(self) -> None:
+        time.sleep(0.005)
