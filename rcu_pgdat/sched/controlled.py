@@ -52,7 +52,6 @@ import contextlib
 import enum
 import functools
 import math
-import re
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -681,18 +680,16 @@ class ControlledScheduler(Scheduler):
         finally:
             me.in_cond = previous
 
-    _AUTO_NAME = re.compile(r"Thread-\d+( \(.*\))?$")
-
     def adopt(self, thread: threading.Thread, parent: _Thread) -> None:
         """Make ``thread``, about to be started by model thread ``parent``, a model
         thread of this run. Its name becomes deterministic: ``parent.K`` for the K-th
-        thread ``parent`` started, unless the code named it (kept if no live thread
-        has that name)."""
+        thread ``parent`` started, plus ``:name`` when the code gave it a name without
+        digits (digits often come from process-wide counters: ``Thread-7``,
+        ``ThreadPoolExecutor-3_0``, which differ between two runs of one program)."""
         k = self._children[parent.name] = self._children.get(parent.name, 0) + 1
-        name = thread.name
-        old = self._by_name.get(name)
-        if self._AUTO_NAME.match(name) or (old is not None and old.status != _FINISHED):
-            name = f"{parent.name}.{k}"
+        name = f"{parent.name}.{k}"
+        if not any(c.isdigit() for c in thread.name):
+            name = f"{name}:{thread.name}"
         rec = _Thread(name, thread.run)
         rec.thread = thread
         thread.name = name

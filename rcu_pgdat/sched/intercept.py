@@ -32,7 +32,10 @@ behaviour; a model thread that blocks on one of them, or on a name bound before 
 run (``from time import sleep`` at import), blocks where the scheduler cannot see it
 and the run ends as a hang naming it. Create shared primitives in the program's
 factory or the plug-in's constructor (both run inside the run). A join of, or a wait
-for, a thread outside the run is real.
+for, a thread outside the run is real. Same seed, same run holds for everything the
+scheduler decides; code that iterates a set keyed by object identity (a
+``ThreadPoolExecutor`` joins its workers from a set) can still order its own steps
+differently between two runs of one seed.
 """
 
 from __future__ import annotations
