@@ -57,6 +57,15 @@ line runs; the command line overrides every default and every marker):
     its reproduce line only re-runs the same seed.
 ``--rcu-seeds A-B`` (default ``0-9``; ``N`` means ``N-N``)
     The seeds, inclusive; ``run()`` runs them in order and stops at the first failure.
+``--rcu-no-intercept``
+    Controlled runs intercept plain ``threading`` (Lock, RLock, Condition, Event,
+    Semaphore, Barrier, Thread start/join), ``queue`` and ``time`` (sleep and the
+    clocks count steps) by default, so code written without ``sched`` is scheduled as
+    written; this option turns that off (``h.intercept``).
+``--rcu-instrument MODULE[,MODULE...]``
+    Schedule points at every shared access (attribute and subscript loads and stores,
+    ``in`` tests, calls into C) of these modules' code, and a data-race style
+    explanation of a failure (``h.instrument``).
 ``--rcu-steps N`` (default 10000)
     The step budget. ``h.stopping()`` turns true once a controlled run's clock (the
     steps of all threads together) reaches N; a run still going at ``N + max(N, 1000)``
@@ -215,13 +224,16 @@ class _Settings:
     mode: str
     steps: int
     seeds: tuple[int, ...] | None     # None: --rcu-seeds not given
+    intercept: bool = True
+    instrument: tuple[str, ...] = ()
 
 
 _SETTINGS = pytest.StashKey[_Settings]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--rcu-sched``, ``--rcu-seeds``, ``--rcu-steps``."""
+    """``--rcu-sched``, ``--rcu-seeds``, ``--rcu-steps``, ``--rcu-no-intercept``,
+    ``--rcu-instrument``."""
     group = parser.getgroup("rcu-pgdat", "RCU torture tests (rcu_harness fixture, "
                                          "rcu_sweep marker)")
     group.addoption("--rcu-sched", choices=MODES, default=DEFAULT_MODE,
@@ -233,6 +245,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rcu-steps", metavar="N", type=int, default=DEFAULT_STEPS,
                     help=f"step budget of one run (h.stopping() turns true there); "
                          f"default {DEFAULT_STEPS}")
+    group.addoption("--rcu-no-intercept", action="store_true", default=False,
+                    help="controlled runs: leave plain threading/queue/time alone "
+                         "(default: they act through the scheduler)")
+    group.addoption("--rcu-instrument", metavar="MODULE[,MODULE...]", default=None,
+                    help="controlled runs: schedule points at the shared accesses of "
+                         "these modules")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -248,7 +266,20 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--rcu-seeds: {exc}") from None
     if steps < 1:
         raise pytest.UsageError(f"--rcu-steps must be a positive number of steps, got {steps}")
-    config.stash[_SETTINGS] = _Settings(config.getoption("rcu_sched"), steps, seeds)
+    instrument = _modules(config.getoption("rcu_instrument"))
+    config.stash[_SETTINGS] = _Settings(config.getoption("rcu_sched"), steps, seeds,
+                                        not config.getoption("rcu_no_intercept"), instrument)
+
+
+def _modules(raw: str | None) -> tuple[str, ...]:
+    """``--rcu-instrument``'s module names (a usage error for anything else)."""
+    if raw is None:
+        return ()
+    names = tuple(n.strip() for n in raw.split(","))
+    for name in names:
+        if not name or not all(part.isidentifier() for part in name.split(".")):
+            raise pytest.UsageError(f"--rcu-instrument: not a module name: {name!r}")
+    return names
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -349,7 +380,8 @@ def rcu_harness(request: pytest.FixtureRequest, rcu_seed: int | None) -> RCUHarn
     prefix = " ".join([*_reproduce_prefix(request.config), quoted])
     return RCUHarness(mode=settings.mode, seeds=seeds, steps=settings.steps,
                       hang_timeout=hang_timeout_for(_pytest_timeout(request.node)),
-                      reproduce=prefix)
+                      reproduce=prefix, intercept=settings.intercept,
+                      instrument=settings.instrument)
 
 
 # -- one run's state -------------------------------------------------------------------
@@ -396,7 +428,8 @@ class RCUHarness:
 
     def __init__(self, *, mode: str, seeds: str | int | Iterable[int], steps: int,
                  hang_timeout: float = DEFAULT_HANG_TIMEOUT,
-                 reproduce: str = "pytest") -> None:
+                 reproduce: str = "pytest", intercept: bool = True,
+                 instrument: Iterable[str] = ()) -> None:
         if mode not in MODES:
             raise UsageError(f"unknown scheduling mode {mode!r}; choose one of "
                              f"{', '.join(MODES)}")
@@ -406,6 +439,8 @@ class RCUHarness:
         self.seeds = parse_seeds(seeds)
         self.steps = steps
         self.hang_timeout = hang_timeout
+        self.intercept = intercept
+        self.instrument = tuple(instrument)
         self.reproduce_prefix = reproduce
         self._run: _Run | None = None
         self._in_run = False
@@ -519,7 +554,8 @@ class RCUHarness:
             self._in_run = False
 
     def _limits(self) -> Limits:
-        return Limits(max_steps=step_budget(self.steps), hang_timeout=self.hang_timeout)
+        return Limits(max_steps=step_budget(self.steps), hang_timeout=self.hang_timeout,
+                      intercept=self.intercept, instrument=self.instrument)
 
     def _strategy_options(self, setup: Setup) -> dict[str, Any]:
         """The strategy's options: the run length, for a strategy that spreads something
@@ -569,12 +605,18 @@ class RCUHarness:
         if result.trace is not None:
             parts.append(f"Interleaving of seed {seed} ({result.steps} steps), its end:\n"
                          f"{result.table()}")
+            why = result.explanation(violation.thread)
+            if why:
+                parts.append(why)
         else:
             parts.append("(stress mode: the threads ran free, so there is no schedule to "
                          "show and a re-run may interleave differently; --rcu-sched random "
                          "or pct runs one thread at a time and replays a seed exactly)")
         parts.append(f"reproduce: {self.reproduce_prefix} --rcu-sched {self.mode} "
-                     f"--rcu-seeds {seed}-{seed} --rcu-steps {self.steps}")
+                     f"--rcu-seeds {seed}-{seed} --rcu-steps {self.steps}"
+                     + ("" if self.intercept else " --rcu-no-intercept")
+                     + (f" --rcu-instrument {','.join(self.instrument)}"
+                        if self.instrument else ""))
         return "\n".join(parts)
 
     def __repr__(self) -> str:

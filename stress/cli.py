@@ -27,7 +27,7 @@ from typing import Any, NoReturn, Sequence, TextIO
 
 from rcu_pgdat.errors import TraceError
 
-from .plugins import PluginError
+from .plugins import PluginError, load_instrumented
 from .report import params_line, summary, to_json
 from .run import CONTROLLED_SCHED, SCHED_MODES, RunConfig, RunResult, run
 from .scenarios import DEFAULT_SCENARIO, SCENARIOS, describe
@@ -79,6 +79,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _module_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(","))
+    bad = [n for n in names if not n or not all(p.isidentifier() for p in n.split("."))]
+    if bad:
+        raise argparse.ArgumentTypeError(f"not a module name: {bad[0]!r}")
+    return names
+
+
 def _seed_range(text: str) -> range:
     lo, sep, hi = text.partition("-")
     try:
@@ -121,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="dfs: schedules to run at most (default 200)")
     ctl.add_argument("--seeds", type=_seed_range, metavar="A-B",
                      help="run every seed from A to B and report how many failed")
+    ctl.add_argument("--intercept", action=argparse.BooleanOptionalAction, default=None,
+                     help="plain threading, queue and time act through the scheduler "
+                          f"(default: {'on' if RunConfig.intercept else 'off'})")
+    ctl.add_argument("--instrument", type=_module_list, metavar="MODULE[,MODULE...]",
+                     help="schedule points at every shared access of these modules' code")
     ctl.add_argument("--trace-out", metavar="FILE", help="write the schedule (JSON) to FILE")
     ctl.add_argument("--replay", metavar="FILE", help="replay a schedule written by --trace-out "
                      "(its run parameters come from the file)")
@@ -175,9 +188,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
     controlled = cfg.sched in CONTROLLED_SCHED
-    if not controlled and (args.seeds or args.trace_out or args.shrink_runs):
-        raise _UsageError("--seeds, --trace-out and --shrink need a controlled --sched "
-                          "(random, pct or dfs)")
+    if not controlled and (args.seeds or args.trace_out or args.shrink_runs
+                           or args.instrument or args.intercept is not None):
+        raise _UsageError("--seeds, --trace-out, --shrink, --intercept and --instrument need "
+                          "a controlled --sched (random, pct or dfs)")
+    load_instrumented(cfg.instrument)
     return cfg
 
 

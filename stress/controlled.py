@@ -46,7 +46,8 @@ def limits(cfg: RunConfig) -> Limits:
     """The bounds of a controlled run of ``cfg``; the trace carries its parameters."""
     return Limits(max_steps=step_budget(cfg.steps, WIND_DOWN_STEPS),
                   hang_timeout=cfg.stall_timeout, livelock_steps=livelock_bound(cfg),
-                  meta={"params": cfg.as_dict()})
+                  meta={"params": cfg.as_dict()}, intercept=cfg.intercept,
+                  instrument=cfg.instrument)
 
 
 def run_controlled(cfg: RunConfig) -> RunResult:

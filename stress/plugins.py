@@ -18,7 +18,7 @@ from typing import Any
 from rcu_pgdat.errors import RCUPgdatError
 from rcu_pgdat.rcu.protocol import RCU_REQUIRED, SRCU_REQUIRED
 
-__all__ = ["PluginError", "load_flavor", "load_srcu", "BUILTIN_FLAVORS"]
+__all__ = ["PluginError", "load_flavor", "load_srcu", "load_instrumented", "BUILTIN_FLAVORS"]
 
 BUILTIN_FLAVORS = ("qsbr", "memb")
 
@@ -82,6 +82,18 @@ def load_srcu(spec: str, name: str = "pgdat") -> Any:
     if ":" not in spec:
         raise PluginError(f"unknown SRCU {spec!r}: builtin or MODULE:ATTR")
     return _instantiate(spec, _import_attr(spec), SRCU_REQUIRED, "SRCU")
+
+
+def load_instrumented(names: tuple[str, ...]) -> None:
+    """Import the modules ``--instrument`` names (a module that does not import is a
+    plug-in that does not import: :class:`PluginError`)."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except BaseException as exc:
+            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            raise PluginError(f"--instrument {name}: the module does not import: "
+                              f"{last}") from None
 
 
 def _cwd_on_path() -> None:

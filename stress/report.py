@@ -51,6 +51,11 @@ def reproduce_line(cfg: RunConfig, program: str = "rcu-pgdat-stress") -> str:
         parts += [_flag(name), str(getattr(cfg, name))]
     for name in cfg.inject:
         parts += ["--inject", name]
+    if cfg.sched in _MODE_FIELDS:
+        if not cfg.intercept:
+            parts.append("--no-intercept")
+        if cfg.instrument:
+            parts += ["--instrument", ",".join(cfg.instrument)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -158,6 +163,10 @@ def summary(result: RunResult, program: str = "rcu-pgdat-stress",
             lines.append("Interleaving before the violation (one column per thread, the "
                          "schedule point each step ran from):")
             lines.append(result.schedule.table(context=16))
+            why = result.schedule.explanation(
+                result.violations[0].thread if result.violations else None)
+            if why:
+                lines.append(why)
         if trace_file:
             lines.append(f"replay: {program} --replay {shlex.quote(trace_file)}")
         lines.append(f"reproduce: {reproduce_line(result.config, program)}")

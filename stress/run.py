@@ -78,6 +78,10 @@ class RunConfig:
     replay: str | None = None
     #: Re-runs allowed to shrink a failing controlled schedule (0: do not shrink).
     shrink_runs: int = 0
+    #: Controlled modes: plain threading/queue/time act through the scheduler, and the
+    #: shared accesses of these modules are schedule points (``rcu_pgdat.sched``).
+    intercept: bool = True
+    instrument: tuple[str, ...] = ()
 
     def validate(self) -> None:
         """Raise ``ValueError`` with one line saying what is impossible."""
@@ -106,6 +110,9 @@ class RunConfig:
             raise ValueError(f"--max-preemptions must be 0 or more, got {self.max_preemptions}")
         if self.stall_timeout <= 0:
             raise ValueError(f"--stall-timeout must be positive, got {self.stall_timeout}")
+        for module in self.instrument:
+            if not all(part.isidentifier() for part in module.split(".")):
+                raise ValueError(f"--instrument takes module names (a.b,c), got {module!r}")
         SystemConfig(scheme=self.scheme, remover=self.remover, zonelist_mode=self.zonelist,
                      policy_mode=self.policy_mode).validate()
         self._validate_inject()

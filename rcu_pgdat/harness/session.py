@@ -44,11 +44,17 @@ class Limits:
     hang_timeout: float
     livelock_steps: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Plain threading/queue/time act through the scheduler (``sched.intercept``), and
+    #: these modules' shared accesses are schedule points (``sched.instrument``). Both
+    #: are installed by the scheduler for exactly the run and restored however it ends.
+    intercept: bool = True
+    instrument: tuple[str, ...] = ()
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments of ``sched.run_program`` (and of explore and shrink)."""
         return {"max_steps": self.max_steps, "livelock_steps": self.livelock_steps,
-                "hang_timeout": self.hang_timeout, "meta": self.meta or None}
+                "hang_timeout": self.hang_timeout, "meta": self.meta or None,
+                "intercept": self.intercept, "instrument": self.instrument}
 
 
 class Session(Generic[R]):
@@ -132,7 +138,8 @@ def replay(session: Session[Any], trace: sched.Trace, limits: Limits) -> sched.R
     """Run ``session`` along ``trace`` (its own budget and bounds); raises
     ``TraceError`` at a departure."""
     with session.active():
-        return sched.replay(session.program, trace, hang_timeout=limits.hang_timeout)
+        return sched.replay(session.program, trace, hang_timeout=limits.hang_timeout,
+                            intercept=limits.intercept, instrument=limits.instrument)
 
 
 def _first_kind(session: Session[Any]) -> str | None:

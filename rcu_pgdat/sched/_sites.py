@@ -3,12 +3,15 @@
 For each instruction that loads, stores or deletes an attribute or a subscript, tests
 ``in``, or (below 3.12, where the call's target is not visible) loads a method to call,
 :func:`sites` gives a :class:`Site`: the operation, a label for the schedule point, and
-how to find the accessed object when the instruction is about to run. Operands are
-recovered by walking back over the instructions that pushed them, as long as those are
-plain loads (a local, a global, a cell, a constant, or an attribute chain of those):
-``self.v``, ``d[k]``, ``x in shared``, ``self.a.b``. Anything else still gets its
-schedule point; only the explanation's location is then unknown (the access is not
-logged), which can hide a conflict from the explanation but never invents one.
+how to find the accessed object when the instruction is about to run. Operands come
+from an abstract run of the value stack over straight-line code: plain loads (a local,
+a global, a cell, a constant, an attribute chain of those) push what they load,
+``COPY``/``SWAP`` (and 3.10's ``DUP_TOP``/``ROT_*``) move it, anything else pushes
+"unknown"; a jump target or the end of a flow starts from nothing known. So
+``self.v``, ``d[k]``, ``x in shared``, ``self.a.b`` and ``self.n += 1`` are all
+located. An unknown operand still gets its schedule point; only the explanation's
+location is then missing (the access is not logged), which can hide a conflict from
+the explanation but never invents one.
 
 Why reading the bytecode is enough: an access instruction's operands are on the value
 stack when it runs, and for the plain loads above the value on the stack is exactly
@@ -70,41 +73,101 @@ def _text(op: Operand | None) -> str:
     return str(op[1])
 
 
-def _produce(ins: list[dis.Instruction], j: int) -> tuple[list[Operand], int] | None:
-    """The operands instruction ``j`` pushes (top last), and where its inputs end."""
-    x = ins[j]
+# (pops, pushes) of value-stack instructions whose result is not an operand we track:
+# what they leave on the stack is unknown, what lies below it stays known.
+_EFFECTS = {"BINARY_OP": (2, 1), "BINARY_SUBSCR": (2, 1), "COMPARE_OP": (2, 1),
+            "CONTAINS_OP": (2, 1), "IS_OP": (2, 1), "UNARY_NOT": (1, 1),
+            "UNARY_NEGATIVE": (1, 1), "UNARY_INVERT": (1, 1), "TO_BOOL": (1, 1),
+            "POP_TOP": (1, 0), "STORE_FAST": (1, 0), "STORE_NAME": (1, 0),
+            "STORE_GLOBAL": (1, 0), "STORE_DEREF": (1, 0), "STORE_ATTR": (2, 0),
+            "STORE_SUBSCR": (3, 0), "DELETE_SUBSCR": (2, 0), "DELETE_ATTR": (1, 0),
+            "NOP": (0, 0), "RESUME": (0, 0), "PRECALL": (0, 0), "CACHE": (0, 0)}
+_END_OF_FLOW = ("RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE",
+                "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_ABSOLUTE", "JUMP",
+                "JUMP_BACKWARD_NO_INTERRUPT", "JUMP_NO_INTERRUPT")
+
+
+def _pushed(x: dis.Instruction, stack: list[Operand | None]) -> list[Operand | None] | None:
+    """What a plain load pushes (top last), or None if ``x`` is not one."""
     name = x.opname
     if name in _FAST:
-        return [("fast", x.argval)], j - 1
+        return [("fast", x.argval)]
     if name in _FAST2:
         first, second = x.argval
-        return [("fast", first), ("fast", second)], j - 1
+        return [("fast", first), ("fast", second)]
     if name in _CONST:
-        return [("const", x.argval)], j - 1
+        return [("const", x.argval)]
     if name in _CELL:
-        return [("cell", x.argval)], j - 1
-    if name in ("LOAD_GLOBAL", "LOAD_NAME") and "NULL" not in x.argrepr:
-        return [("global", x.argval)], j - 1
-    if name == "LOAD_ATTR" and "NULL" not in x.argrepr and j > 0:
-        below = _produce(ins, j - 1)          # may push two: LOAD_FAST_LOAD_FAST
-        if below is None:
-            return None
-        return below[0][:-1] + [("attr", below[0][-1], x.argval)], below[1]
+        return [("cell", x.argval)]
+    if name in ("LOAD_GLOBAL", "LOAD_NAME"):
+        if "NULL" not in x.argrepr:
+            return [("global", x.argval)]
+        loaded: Operand = ("global", x.argval)
+        return [None, loaded] if x.argrepr.startswith("NULL") else [loaded, None]
     return None
 
 
-def _operands(ins: list[dis.Instruction], i: int, n: int) -> list[Operand | None]:
-    """The ``n`` values on top of the stack before instruction ``i`` (bottom first)."""
-    found: list[Operand] = []
-    j = i - 1
-    while len(found) < n and j >= 0:
-        produced = _produce(ins, j)
-        if produced is None:
-            break
-        found[:0] = produced[0]
-        j = produced[1]
-    found = found[-n:]
-    return [None] * (n - len(found)) + list(found)
+def _step(x: dis.Instruction, stack: list[Operand | None]) -> None:
+    """Apply instruction ``x`` to the abstract value stack (unknown values are None)."""
+    name = x.opname
+
+    def pop() -> Operand | None:
+        return stack.pop() if stack else None
+    pushed = _pushed(x, stack)
+    if pushed is not None:
+        stack.extend(pushed)
+    elif name == "LOAD_ATTR" and "NULL" not in x.argrepr:
+        base = pop()
+        stack.append(None if base is None else ("attr", base, x.argval))
+    elif name in ("LOAD_ATTR", "LOAD_METHOD"):     # a method load: callable and self
+        pop()
+        stack.extend([None, None])
+    elif name in ("COPY", "DUP_TOP"):
+        n = x.arg if name == "COPY" else 1
+        stack.append(stack[-n] if n and len(stack) >= n else None)
+    elif name == "DUP_TOP_TWO":
+        stack.extend(stack[-2:] if len(stack) >= 2 else [None, None])
+    elif name in ("SWAP", "ROT_TWO"):
+        n = x.arg if name == "SWAP" else 2
+        if n and len(stack) >= n:
+            stack[-1], stack[-n] = stack[-n], stack[-1]
+        else:
+            stack[:] = [None] * len(stack)
+    elif name == "ROT_THREE" and len(stack) >= 3:
+        stack[-3:] = [stack[-1], stack[-3], stack[-2]]
+    elif name in _EFFECTS or name.startswith(("BINARY_", "INPLACE_")):
+        pops, pushes = _EFFECTS.get(name, (2, 1))
+        for _ in range(pops):
+            pop()
+        stack.extend([None] * pushes)
+    else:                                   # anything else: keep the depth, forget values
+        try:
+            effect = dis.stack_effect(x.opcode, x.arg, jump=False)
+        except ValueError:
+            effect = 0
+        depth = max(0, len(stack) + effect)
+        stack[:] = [None] * depth
+    if name in _END_OF_FLOW:
+        stack.clear()
+
+
+def _stacks(ins: list[dis.Instruction]) -> list[list[Operand | None]]:
+    """The abstract stack before each instruction, within straight-line code: a jump
+    target starts from nothing known (popping nothing gives None: unknown)."""
+    out: list[list[Operand | None]] = []
+    stack: list[Operand | None] = []
+    for x in ins:
+        if x.is_jump_target:
+            stack = []
+        out.append(list(stack))
+        _step(x, stack)
+    return out
+
+
+def _top(stack: list[Operand | None], n: int) -> list[Operand | None]:
+    """The ``n`` values on top (bottom first), None where unknown."""
+    have = stack[-n:] if n <= len(stack) else stack[:]
+    return [None] * (n - len(have)) + have
 
 
 def _is_subscript(x: dis.Instruction) -> bool:
@@ -114,6 +177,7 @@ def _is_subscript(x: dis.Instruction) -> bool:
 def sites(code: types.CodeType) -> dict[int, Site]:
     """Offset -> :class:`Site` for every access instruction of ``code`` (not nested)."""
     ins = [x for x in dis.get_instructions(code) if x.opname != "CACHE"]
+    stacks = _stacks(ins)
     base = os.path.basename(code.co_filename)
     out: dict[int, Site] = {}
     line = code.co_firstlineno
@@ -126,25 +190,25 @@ def sites(code: types.CodeType) -> dict[int, Site]:
         name = x.opname
         site: Site | None = None
         if name == "LOAD_ATTR" and "NULL" not in x.argrepr:
-            (root,) = _operands(ins, i, 1)
+            (root,) = _top(stacks[i], 1)
             site = Site("read", "attr", root, x.argval, None,
                         f"read {_text(root)}.{x.argval} {where}", where)
         elif name in ("STORE_ATTR", "DELETE_ATTR"):
-            (root,) = _operands(ins, i, 1)
+            (root,) = _top(stacks[i], 1)
             op = "write" if name == "STORE_ATTR" else "delete"
             site = Site(op, "attr", root, x.argval, None,
                         f"{op} {_text(root)}.{x.argval} {where}", where)
         elif _is_subscript(x) or name in ("STORE_SUBSCR", "DELETE_SUBSCR"):
-            root, key = _operands(ins, i, 2)
+            root, key = _top(stacks[i], 2)
             op = "read" if _is_subscript(x) else "write" if name == "STORE_SUBSCR" else "delete"
             site = Site(op, "subscript", root, "?", key,
                         f"{op} {_text(root)}[{_text(key)}] {where}", where)
         elif name == "CONTAINS_OP":
-            item, root = _operands(ins, i, 2)
+            item, root = _top(stacks[i], 2)
             site = Site("in", "in", root, "*", None,
                         f"test {_text(item)} in {_text(root)} {where}", where)
         elif name == "LOAD_METHOD":             # below 3.12: the call's target is hidden
-            (root,) = _operands(ins, i, 1)
+            (root,) = _top(stacks[i], 1)
             op = "mutate" if x.argval in MUTATORS else "call"
             site = Site(op, "call", root, "*", None,
                         f"call {_text(root)}.{x.argval}() {where}", where)

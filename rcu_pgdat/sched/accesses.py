@@ -184,7 +184,7 @@ def _last_pair(seq: Sequence[Access]) -> tuple[list[Access], str] | None:
 
 
 def explain(accesses: Iterable[Access], culprit: str | None = None) -> str:
-    """Why the run failed, as conflicting accesses (``""`` when none were recorded).
+    """Why the run failed, as conflicting accesses (``""`` when none conflict).
 
     ``culprit`` is the thread that failed (``None``: any); the location explained is
     the most recent one that thread touched and another thread touched in conflict.
@@ -213,4 +213,4 @@ def explain(accesses: Iterable[Access], culprit: str | None = None) -> str:
                          + [_row(a) for a in rows] + [sentence])
     if culprit is not None:
         return explain(log, None)
-    return "no conflicting accesses among the recorded ones"
+    return ""

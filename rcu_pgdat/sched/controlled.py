@@ -149,12 +149,16 @@ class RunResult:
         """The interleaving around the end of the run (see ``interleaving_table``)."""
         return interleaving_table(self.trace, context) if self.trace else "(no schedule)"
 
-    def explanation(self) -> str:
-        """The conflicting accesses behind the failure, data-race style ("" if none)."""
-        if not self.failed or not self.accesses:
+    def explanation(self, culprit: str | None = None) -> str:
+        """The conflicting accesses behind the failure, data-race style ("" if none).
+
+        ``culprit`` is the thread the failure is charged to (default: the trace's
+        failing thread; a harness that stopped the run at a violation names its thread).
+        """
+        if self.outcome is Outcome.OK or not self.accesses:
             return ""
-        culprit = self.trace.failure.get("thread") if self.trace and self.trace.failure \
-            else None
+        if culprit is None and self.trace is not None and self.trace.failure:
+            culprit = self.trace.failure.get("thread")
         return explain(self.accesses, culprit if culprit != "check" else None)
 
     def describe(self, context: int = 20) -> str:

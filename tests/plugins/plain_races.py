@@ -207,3 +207,25 @@ def make_flag_spin(correct: bool) -> Scenario:
     def check() -> None:
         assert seen == [42], f"the reader saw {seen}"
     return {"reader": reader, "writer": writer}, check
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def make_counter(correct: bool) -> Scenario:
+    """``counter.value += 1`` from two threads, with or without a lock."""
+    counter = Counter()
+    lock = threading.Lock()
+
+    def inc() -> None:
+        if correct:
+            with lock:
+                counter.value += 1
+        else:
+            counter.value += 1
+
+    def check() -> None:
+        assert counter.value == 2, f"lost update: {counter.value}"
+    return {"inc-1": inc, "inc-2": inc}, check

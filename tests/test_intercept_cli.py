@@ -1,0 +1,126 @@
+"""An RCU written with plain threading only (``plugins/plain_rcu``, no rcu_pgdat import),
+checked by ``rcu-pgdat-stress`` as its author wrote it: clean when correct, caught
+when broken; ``--intercept``/``--no-intercept`` and ``--instrument`` from the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGINS = ROOT / "tests" / "plugins"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(PLUGINS)]),
+               PYTHONHASHSEED="0")
+    return subprocess.run([sys.executable, "-m", "stress", "--quiet", *args], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+SWEEP = ("--sched", "random", "--seeds", "1-3", "--steps", "3000")
+
+
+def test_a_correct_plain_threading_rcu_runs_clean(tmp_path: Path) -> None:
+    proc = cli("--flavor", "plain_rcu:PlainRCU", *SWEEP, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 runs, 0 failed" in proc.stdout
+
+
+def test_a_broken_plain_threading_rcu_is_caught(tmp_path: Path) -> None:
+    proc = cli("--flavor", "plain_rcu:SleepRCU", *SWEEP, "--instrument", "plain_rcu",
+               cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BUG: " in proc.stdout
+    assert "--flavor plain_rcu:SleepRCU" in proc.stdout
+    assert "--instrument plain_rcu" in proc.stdout          # the reproduce line keeps it
+
+
+def test_without_interception_its_condition_wait_is_invisible(tmp_path: Path) -> None:
+    """The same correct plug-in with --no-intercept: its Condition wait blocks in the OS
+    where the scheduler cannot see it, which is reported as a stall."""
+    proc = cli("--flavor", "plain_rcu:PlainRCU", "--sched", "random", "--seed", "1",
+               "--steps", "3000", "--stall-timeout", "1", "--no-intercept", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BUG: stall" in proc.stdout
+    assert "--no-intercept" in proc.stdout
+
+
+def test_bad_instrument_arguments_are_one_line_errors(tmp_path: Path) -> None:
+    bad_name = cli("--sched", "random", "--instrument", "not a module", cwd=tmp_path)
+    assert bad_name.returncode == 2 and "not a module name" in bad_name.stderr
+    missing = cli("--sched", "random", "--steps", "100", "--instrument", "no_such_module",
+                  cwd=tmp_path)
+    assert missing.returncode == 125
+    assert missing.stderr.strip().endswith("No module named 'no_such_module'")
+    assert "Traceback" not in missing.stderr
+    free = cli("--sched", "stress", "--instrument", "plain_rcu", cwd=tmp_path)
+    assert free.returncode == 2 and "need a controlled --sched" in free.stderr
+
+
+# -- the same through the pytest plugin ---------------------------------------------------------
+
+pytest_plugins = ["pytester"]
+
+PLAIN_TORTURE = """
+import sys
+sys.path.insert(0, {plugins!r})
+
+from plain_rcu import PlainRCU, SleepRCU
+from rcu_pgdat.check import Tracked
+
+
+class Box(Tracked):
+    value: int
+
+
+def torture(rcu_harness, flavor):
+    def setup(h):
+        rcu = h.checked(flavor())
+        slot = [h.alloc.alloc(Box, "box", value=0)]
+
+        @h.thread("reader")
+        def reader():
+            while not h.stopping():
+                rcu.read_lock()
+                box = h.oracles.deref(slot[0], rcu.key)
+                assert box.value >= 0
+                rcu.read_unlock()
+
+        @h.thread("updater")
+        def updater():
+            for i in range(1, 4):
+                old = slot[0]
+                slot[0] = h.alloc.alloc(Box, "box", value=i)
+                h.oracles.retire(old, rcu.key)
+                rcu.synchronize()
+                h.alloc.free(old)
+    rcu_harness.run(setup)
+
+
+def test_correct(rcu_harness):
+    torture(rcu_harness, PlainRCU)
+
+
+def test_broken(rcu_harness):
+    torture(rcu_harness, SleepRCU)
+"""
+
+
+def test_the_pytest_plugin_checks_a_plain_threading_rcu(pytester: Any) -> None:
+    """No schedule point anywhere in the test or the plug-in: the points are the
+    plug-in's intercepted Lock and Condition and the instrumented test module's
+    accesses. The correct plug-in passes every seed, the broken one fails with the
+    report, a data-race explanation and a reproduce line that keeps the options."""
+    pytester.makepyfile(test_plain=PLAIN_TORTURE.format(plugins=str(PLUGINS)))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:rcu_pgdat", "-p", "rcu_pgdat.pytest_plugin", "-p", "no:cacheprovider",
+        "--rcu-seeds", "1-8", "--rcu-steps", "600", "--rcu-instrument", "test_plain")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "test_plain.py::test_broken" in out and "BUG: " in out
+    assert "--rcu-instrument test_plain" in out
+    assert "conflicting accesses" in out
