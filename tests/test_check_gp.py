@@ -40,8 +40,8 @@ def test_grace_period_ending_inside_an_older_section_is_reported() -> None:
     assert violation.title == ("BUG: gp-too-short in rcu:qsbr: grace period ended while "
                                "reader still read")
     report = violation.format()
-    assert "Reader reader: section began at event #1" in report
-    assert "began at event #2 (gp_begin by thread remover)" in report
+    assert "Reader reader: its section #1;" in report
+    assert "Grace period #1 of rcu:qsbr (gp_begin by thread remover)" in report
     assert "Reader Pipe (rcu:qsbr):" in report          # the statistics ride along
 
 
@@ -186,7 +186,7 @@ def test_read_after_a_full_grace_period_since_retire_is_a_pipeline_violation() -
     assert violation.title == ("BUG: pipeline in rcu:qsbr: pgdat[3] read 1 grace period(s) "
                                "after it was retired")
     report = violation.format()
-    assert "Retired (event #1) by thread remover" in report
+    assert "Retired by thread remover after grace period #0 of rcu:qsbr had begun" in report
     assert "!!! Reader Pipe (rcu:qsbr): 0 0 1 0" in report
 
 

@@ -25,7 +25,7 @@ __all__ = [
     "capture",
     "format_stack",
     "from_traceback",
-    "of_thread",
+    "of",
     "thread_stacks",
 ]
 
@@ -84,16 +84,14 @@ def from_traceback(tb: TracebackType | None) -> Stack:
     return _trim(reversed(frames))
 
 
-def of_thread(name: str) -> Stack:
-    """The current stack of the live thread called ``name`` (empty if there is none).
+def of(thread: threading.Thread) -> Stack:
+    """The current stack of ``thread`` (empty once it has ended).
 
-    Thread ids are used only to find the frame; nothing of them reaches a report.
+    Its id is used only to find the frame; nothing of it reaches a report.
     """
-    frames = current_frames()
-    for thread in threading.enumerate():
-        if thread.name == name and thread.ident in frames:
-            return _trim(_walk(frames[thread.ident]))
-    return ()
+    ident = thread.ident
+    frame = current_frames().get(ident) if ident is not None else None
+    return _trim(_walk(frame)) if frame is not None and thread.is_alive() else ()
 
 
 def _show(filename: str) -> str:

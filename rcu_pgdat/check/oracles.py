@@ -4,22 +4,56 @@ They decide from events alone (DESIGN.md, invariant 1): the harness tells them w
 read-side section begins and ends, when a grace period begins and ends, what was
 retired and what was read; no flavor's internal state is ever consulted.
 
+Readers take no lock
+--------------------
+Every reader event (``section_begin``, ``section_end``, ``deref``, ``on_read``) touches
+only the calling thread's own state (``_threads``: its chain of open sections and its
+counters, found through a ``threading.local``) and *loads* shared state that updaters
+write (the key's completed grace periods, the retired-object table). No reader ever
+writes a location another reader writes, so readers run in parallel on free-threaded
+CPython, as rcutorture's readers do with per-CPU counters. Updater events
+(``gp_begin``, ``gp_end``, ``retire``) take ``_lock``; the statistics are summed over
+the threads when asked for (and folded when a thread leaves).
+
 Why the grace-period check has no false positive and no false negative
 ------------------------------------------------------------------------
 The harness emits ``section_begin`` after ``read_lock()`` returns and ``section_end``
 before ``read_unlock()`` is called, ``gp_begin`` before ``synchronize()`` is called and
 ``gp_end`` after it returns. So an observed section lies inside the real one and an
-observed grace period contains the real one. Each begin event takes a stamp from a
-counter under ``_lock``, so stamp order is the order in which events reached the oracle.
+observed grace period contains the real one.
 
-At ``gp_end(g)`` the oracle reports every section of ``g``'s key that is still open
-and whose begin stamp is below ``g``'s. No false positive: such a section really began
-before ``synchronize()`` was called (read_lock returned before the section's stamp,
-which is below g's, taken before synchronize was called) and really is still open
-(read_unlock not yet called), while synchronize has returned: the flavor broke its
-guarantee. No false negative for what the oracle can see: a grace period that began
-after a section began and ended before it ended is, in observed events, exactly an
-open section with a smaller stamp at ``gp_end``.
+``section_begin`` builds the section record completely, then publishes it with one
+store to its thread's ``top`` (P). ``section_end`` sets the record's ``ended`` with one
+store (E), before the flavor's unlock. ``gp_begin`` scans every registered thread:
+one load of ``top`` (S) per thread, keeping the records of its key not yet ended; that
+list is the grace period's snapshot. ``gp_end`` reports every record of the snapshot
+whose ``ended`` is still False.
+
+* Cannot miss a section a grace period ends under. Take a section that was open when
+  ``gp_begin`` was called and is still open when ``gp_end`` runs. Its P came before
+  ``gp_begin`` was called, hence before the scan's S of its thread; P and S are a
+  store and a load of one attribute, which are atomic, so S returns this record or a
+  newer one whose ``outer`` chain (written before *that* record's P, never changed)
+  leads to it. Its thread registered before its first P, so the scan, which loads
+  the registry after ``gp_begin`` was called, finds the thread. So the record is in the
+  snapshot, its E has not happened, and it is reported.
+* No false positive. A record in the snapshot was published before the scan, so its
+  ``read_lock`` returned before ``synchronize()`` was called. If ``gp_end`` loads
+  ``ended`` as False, E had not happened when ``synchronize()`` returned, so the
+  flavor's ``read_unlock`` had not been called: the flavor let a grace period end
+  under a reader that began before it. (This relies on E reaching ``gp_end`` in the
+  same order the flavor's own unlock reaches its ``synchronize``: E is stored before
+  the unlock in the reader's program order and ``ended`` is loaded after the wait in
+  the updater's, the message passing any correct flavor already relies on; under the
+  GIL, trivially.)
+* A section published after the scan began after ``gp_begin`` was called: the grace
+  period need not wait for it, whatever its outcome, exactly as the definition says.
+
+What it relies on in CPython, GIL or free-threaded: one load or store of one attribute
+is atomic (never torn), a thread's two stores are seen in program order, and the
+registry is a tuple replaced whole under a lock, never mutated while iterated (a dict
+or list changed by one thread while another iterates it is not safe: a dict raises, a
+list can skip an item). See ``_threads`` for the per-thread side.
 
 The obvious simpler check is wrong: "a section during which a grace period of its key
 completed is a violation" reports this legal run::
@@ -31,32 +65,31 @@ completed is a violation" reports this legal run::
 
 Such completions are what ``Reader Batch`` counts. Wall-clock stamps would be wrong
 too: two threads can read the same clock value, and controlled mode must not see time.
+And one global event counter, the previous design, made every reader write one shared
+word under one lock: correct, but the readers then run one at a time.
 
 Pipeline (rcutorture's ``Reader Pipe``)
 ---------------------------------------
 ``retire(obj, key)`` marks ``obj`` removed from reach: pipe count 1. Each grace period of
 ``key`` that *began* after the retirement bumps it when it ends (one that began before
-does not protect the reader, so it must not count). A read of ``obj`` sees its count;
-more than 1 means a full grace period passed after removal while a reader could still
-reach it: reported as ``pipeline``. Records are keyed by ``id()`` of the target and keep
-it alive, so an id is never reused while its record exists; a re-initialized target (new
-generation) reads as not retired.
+does not protect the reader, so it must not count). Grace periods of a key are numbered
+as they begin, under ``_lock``, and a retirement records the number begun so far under
+the same lock, which orders the two. A read of ``obj`` sees its count; more than 1
+means a full grace period passed after removal while a reader could still reach it:
+reported as ``pipeline``. Records are keyed by ``id()`` of the target and keep it
+alive, so an id is never reused while its record exists; a re-initialized target (new
+generation) reads as not retired. Readers only look records up (``dict.get``, safe
+against a concurrent insert on both builds) and load their counts.
 
 Locks and ordering
 ------------------
-``Oracles._lock`` (a private ``threading.Lock``) guards ``_clock``, ``_keys`` (every
-``_KeyState``: its open sections, counts, retired list, histograms), ``_threads``,
-``_retired``, ``_boot_derefs``, ``_held_derefs`` and every ``GracePeriod.ended``. It is
-held for bookkeeping only: no schedule point, no wait, no report inside. Each
-``_ThreadState.stack`` is changed only by its own thread (under ``_lock``, because
-grace-period ends iterate the same sections through ``_KeyState.open``), so its owner
-reads it without the lock (``deref``, the might-sleep hook, report context). Reports go
+``Oracles._lock`` (a private ``threading.Lock``) guards ``_keys`` (inserts; readers
+``get``), every ``_KeyState`` counter, ``_retired`` and every ``GracePeriod.ended``. It
+is held for bookkeeping only: no schedule point, no wait, no report inside, and no
+reader takes it after its first section of a key. The registry's lock is a leaf. The
+allocator's and the collector's locks are never held while another is taken. Reports go
 to the collector after ``_lock`` is released: the collector calls back into
-:meth:`Oracles.stats` for its context lines. Because no schedule point or wait sits
-inside it, a controlled scheduler never parks a thread that holds it, so taking it
-never blocks there; free-running, a contended acquire waits for a few dict updates.
-The same holds for the allocator's and the collector's locks. Lock order: none of the
-three is ever held while another is taken.
+:meth:`Oracles.stats` for its context lines.
 """
 
 from __future__ import annotations
@@ -69,6 +102,7 @@ from typing import Any, TypeVar
 from .. import sched
 from ..errors import UnbalancedUnlockError, UsageError
 from . import _stack
+from ._threads import Section, ThreadRegistry, ThreadState
 from .collector import Collector
 from .kinds import Kind
 from .memory import Tracked, generation, ref_to, unwrap
@@ -80,106 +114,66 @@ __all__ = ["GracePeriod", "Oracles"]
 T = TypeVar("T")
 
 
-class _Section:
-    """An open read-side section as the oracle saw it begin."""
-
-    __slots__ = ("begin", "completed_at_begin", "key", "sleepable", "thread", "warned")
-
-    def __init__(self, key: str, thread: str, sleepable: bool, begin: int,
-                 completed_at_begin: int) -> None:
-        self.key = key
-        self.thread = thread
-        self.sleepable = sleepable
-        self.begin = begin                          # stamp of section_begin
-        self.completed_at_begin = completed_at_begin
-        self.warned = False     # a blocking call in it was reported (owner writes)
-
-    def describe(self) -> str:
-        return f"{self.key} (sleepable)" if self.sleepable else self.key
-
-
-class _ThreadState:
-    """One thread's view: its open sections (outermost first) and boot nesting."""
-
-    __slots__ = ("boot", "name", "stack")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.stack: list[_Section] = []
-        self.boot = 0
-
-
 class GracePeriod:
-    """A grace period in progress: the token ``gp_begin`` returns and ``gp_end`` takes."""
+    """A grace period in progress: the token ``gp_begin`` returns and ``gp_end`` takes.
 
-    __slots__ = ("begin", "ended", "key", "thread")
+    ``begin`` numbers it among the grace periods of its key (1, 2, ...); ``snapshot``
+    holds the sections of its key that were open when it began.
+    """
 
-    def __init__(self, key: str, thread: str, begin: int) -> None:
+    __slots__ = ("begin", "ended", "key", "snapshot", "thread")
+
+    def __init__(self, key: str, thread: str, begin: int,
+                 snapshot: list[tuple[ThreadState, Section]]) -> None:
         self.key = key
         self.thread = thread
         self.begin = begin
+        self.snapshot = snapshot
         self.ended = False
 
     def __repr__(self) -> str:
         state = "ended" if self.ended else "running"
-        return f"<GracePeriod {self.key} began at event #{self.begin} by {self.thread} {state}>"
+        return f"<GracePeriod #{self.begin} of {self.key} by {self.thread} {state}>"
 
 
 class _Retired:
     """A retired object and the full grace periods of its key since."""
 
     __slots__ = (
+        "begun",
         "dropped",
         "full",
         "generation",
         "key",
         "stack",
-        "stamp",
         "target",
         "thread",
     )
 
-    def __init__(self, target: Any, key: str, stamp: int, gen: int | None, thread: str,
+    def __init__(self, target: Any, key: str, begun: int, gen: int | None, thread: str,
                  stack: _stack.Stack) -> None:
         self.target = target
         self.key = key
-        self.stamp = stamp
+        self.begun = begun          # grace periods of key begun before the retirement
         self.generation = gen
         self.thread = thread
         self.stack = stack
-        self.full = 0               # grace periods begun after stamp and ended
+        self.full = 0               # grace periods begun after the retirement and ended
         self.dropped = False        # pushed out of the bounded record table
 
 
 class _KeyState:
-    """Everything the oracle knows about one flavor or domain."""
+    """What the oracle knows about one flavor or domain beyond the threads' counts."""
 
-    __slots__ = (
-        "batch",
-        "completed",
-        "key",
-        "open",
-        "pipe",
-        "retired",
-        "retired_count",
-        "sections",
-        "sleepable",
-    )
+    __slots__ = ("begun", "completed", "key", "retired", "retired_count", "sleepable")
 
     def __init__(self, key: str, sleepable: bool | None) -> None:
         self.key = key
         self.sleepable = sleepable
-        self.open: dict[int, _Section] = {}         # begin stamp -> section, oldest first
+        self.begun = 0                              # grace periods begun
         self.completed = 0                          # grace periods ended
-        self.sections = 0
         self.retired_count = 0
         self.retired: list[_Retired] = []           # records still moving down the pipe
-        self.pipe = [0] * (PIPE_LEN + 1)
-        self.batch = [0] * (PIPE_LEN + 1)
-
-    def snapshot(self) -> KeyStats:
-        return KeyStats(self.key, self.sleepable, self.sections, self.completed,
-                        self.retired_count, tuple(self.pipe), tuple(self.batch))
 
 
 class Oracles:
@@ -194,70 +188,51 @@ class Oracles:
         self.collector = collector if collector is not None else Collector()
         self.retired_limit = retired_limit
         self._lock = threading.Lock()
-        self._clock = 0
         self._keys: dict[str, _KeyState] = {}
-        self._threads: dict[str, _ThreadState] = {}
         self._retired: dict[int, _Retired] = {}     # id(target) -> record, oldest first
-        self._boot_derefs = 0
-        self._held_derefs = 0
-        self._tls = threading.local()               # caches this thread's _ThreadState
+        self._registry = ThreadRegistry()
+        self._tls = threading.local()               # this thread's ThreadState
         self.collector.add_context(self.stats_text)
 
     # -- threads ------------------------------------------------------------------------
 
-    def _thread(self) -> _ThreadState:
-        """The calling thread's state, created on first use (identity: its name)."""
+    def _thread(self) -> ThreadState:
+        """The calling thread's state, registered on first use (identity: the thread)."""
         try:
-            return self._tls.state
+            state: ThreadState = self._tls.state
+            return state
         except AttributeError:
             pass
-        state = _ThreadState(sched.current_name())
-        with self._lock:
-            old = self._threads.get(state.name)
-            leaked = self._close_sections(old) if old is not None else []
-            self._threads[state.name] = state
+        state = ThreadState(threading.current_thread(), sched.current_name())
+        self._registry.add(state)
         self._tls.state = state
-        if leaked:
-            self._report_leak(state.name, leaked, _stack.capture(),
-                              "a new thread took its name (the old one ended inside it)")
         return state
-
-    def _close_sections(self, state: _ThreadState) -> list[_Section]:
-        """Forget ``state``'s open sections; returns them. Called under ``_lock``."""
-        leaked = list(state.stack)
-        for sec in leaked:
-            del self._keys[sec.key].open[sec.begin]
-        state.stack.clear()
-        return leaked
 
     def thread_exit(self) -> None:
         """The calling thread ends: report any section it left open, then forget it."""
         state = self._thread()
-        with self._lock:
-            leaked = self._close_sections(state)
-            if self._threads.get(state.name) is state:
-                del self._threads[state.name]
+        leaked = state.close_all()
+        self._registry.remove(state)
         del self._tls.state
         if leaked:
             self._report_leak(state.name, leaked, _stack.capture(), "it exits")
 
     def finish(self) -> None:
         """End of run, after the workers were joined: report every section still open."""
-        with self._lock:
-            leaks = [(st.name, self._close_sections(st)) for st in self._threads.values()
-                     if st.stack]
-        for name, leaked in leaks:
-            self._report_leak(name, leaked, _stack.of_thread(name),
-                              "the run ended (it never called thread_exit)")
+        for state in self._registry.states:
+            leaked = state.close_all()
+            if leaked:
+                self._report_leak(state.name, leaked, _stack.of(state.thread),
+                                  "the run ended (it never called thread_exit)")
 
-    def _report_leak(self, name: str, leaked: list[_Section], stack: _stack.Stack,
+    def _report_leak(self, name: str, leaked: list[Section], stack: _stack.Stack,
                      when: str) -> None:
         keys = ", ".join(sec.describe() for sec in leaked)
         self.collector.report(Violation(
             kind=Kind.SECTION_LEAK, subject=f"in {name}: read-side section {keys} left open",
             thread=name, stack=stack,
             what=f"Thread {name} is inside read-side section(s) {keys} when {when}",
-            details="\n".join(f"Section of {sec.key} began at event #{sec.begin}."
+            details="\n".join(f"Its section #{sec.serial} of {sec.key} is still open."
                               for sec in leaked)))
 
     @contextlib.contextmanager
@@ -275,10 +250,14 @@ class Oracles:
         finally:
             state.boot -= 1
 
-    # -- read-side sections ----------------------------------------------------------------
+    # -- keys --------------------------------------------------------------------------------
 
     def _key(self, key: str, sleepable: bool | None) -> _KeyState:
-        """The state of ``key``; called under ``_lock``. Raises on a sleepable mismatch."""
+        """The state of ``key``, created on first use. Raises on a sleepable mismatch."""
+        with self._lock:
+            return self._key_locked(key, sleepable)
+
+    def _key_locked(self, key: str, sleepable: bool | None) -> _KeyState:
         ks = self._keys.get(key)
         if ks is None:
             ks = self._keys[key] = _KeyState(key, sleepable)
@@ -290,22 +269,23 @@ class Oracles:
             ks.sleepable = sleepable
         return ks
 
+    # -- read-side sections ----------------------------------------------------------------
+
     def section_begin(self, key: str, sleepable: bool) -> int:
         """The calling thread entered a read-side section of ``key`` (after read_lock).
 
         ``sleepable`` is True for SRCU domains. Returns a handle for ``section_end``.
         """
         state = self._thread()
-        with self._lock:
-            ks = self._keys.get(key)
-            if ks is None or ks.sleepable != sleepable:
-                ks = self._key(key, sleepable)
-            self._clock += 1
-            sec = _Section(key, state.name, sleepable, self._clock, ks.completed)
-            ks.open[sec.begin] = sec
-            ks.sections += 1
-            state.stack.append(sec)
-        return sec.begin
+        ks = self._keys.get(key)
+        if ks is None or ks.sleepable != sleepable:
+            ks = self._key(key, sleepable)
+        counts = state.counts.get(key) or state.counts_for(key)
+        counts.sections += 1
+        serial = state.serial = state.serial + 1
+        # (P) one store publishes the complete record: see the opening comment.
+        state.top = Section(key, sleepable, serial, ks.completed, counts, state.top)
+        return serial
 
     def section_end(self, key: str, handle: int | None = None) -> None:
         """The calling thread leaves a section of ``key`` (before read_unlock).
@@ -314,27 +294,27 @@ class Oracles:
         ``section_begin`` returned, that one (SRCU sections need not nest).
         """
         state = self._thread()
-        stack = state.stack
-        with self._lock:
-            for i in range(len(stack) - 1, -1, -1):
-                sec = stack[i]
-                if sec.key == key and (handle is None or sec.begin == handle):
-                    del stack[i]
-                    ks = self._keys[key]
-                    del ks.open[sec.begin]
-                    ks.batch[min(ks.completed - sec.completed_at_begin, PIPE_LEN)] += 1
-                    return
-        which = f"with handle {handle}" if handle is not None else "at all"
-        raise UnbalancedUnlockError(
-            f"section_end({key!r}) in thread {state.name}, which has no open section of "
-            f"{key} {which}; emit section_end once per section_begin, in the same thread")
+        sec = state.top
+        while sec is not None:
+            if not sec.ended and sec.key == key and (handle is None or sec.serial == handle):
+                break
+            sec = sec.outer
+        else:
+            which = f"with handle {handle}" if handle is not None else "at all"
+            raise UnbalancedUnlockError(
+                f"section_end({key!r}) in thread {state.name}, which has no open section of "
+                f"{key} {which}; emit section_end once per section_begin, in the same thread")
+        completed = self._keys[key].completed
+        sec.counts.batch[min(completed - sec.completed_at_begin, PIPE_LEN)] += 1
+        state.end(sec)                                  # (E) ended, then off the chain
 
     def reader_context(self) -> str:
         """Where the calling thread is, for reports: ``inside read-side section ...``."""
         state = self._thread()
-        if state.stack:
+        sections = state.open_sections()
+        if sections:
             return "inside read-side section(s) " + ", ".join(
-                sec.describe() for sec in state.stack)
+                sec.describe() for sec in sections)
         if state.boot:
             return "in boot code, outside any read-side section"
         return "outside any read-side section"
@@ -352,10 +332,17 @@ class Oracles:
         state = self._thread()
         if blocking:
             self._check_may_block(state, f"grace-period wait of {key}", key)
+        snapshot = []
+        for st in self._registry.states:                # (S) one load of top per thread
+            sec = st.top
+            while sec is not None:
+                if sec.key == key and not sec.ended:
+                    snapshot.append((st, sec))
+                sec = sec.outer
         with self._lock:
-            self._key(key, None)
-            self._clock += 1
-            return GracePeriod(key, state.name, self._clock)
+            ks = self._key_locked(key, None)
+            ks.begun += 1
+            return GracePeriod(key, state.name, ks.begun, snapshot)
 
     def gp_end(self, gp: GracePeriod) -> None:
         """The grace period ``gp`` has ended (synchronize returned): check it."""
@@ -367,30 +354,31 @@ class Oracles:
             gp.ended = True
             ks = self._keys[gp.key]
             ks.completed += 1
-            # Sections of this key begun before the grace period and still open.
-            victims = [(sec.thread, sec.begin) for sec in ks.open.values()
-                       if sec.begin < gp.begin]
             moving = []
             for rec in ks.retired:
                 if rec.dropped:
                     continue
-                if rec.stamp < gp.begin:
+                if rec.begun < gp.begin:
                     rec.full += 1
                 if rec.full < PIPE_LEN:
                     moving.append(rec)
             ks.retired = moving
+        # Sections open when the grace period began and still open now.
+        victims = [(st, sec) for st, sec in gp.snapshot if not sec.ended]
+        gp.snapshot = []
         if victims:
             self._report_gp_too_short(gp, victims)
 
-    def _report_gp_too_short(self, gp: GracePeriod, victims: list[tuple[str, int]]) -> None:
-        head = (f"The grace period began at event #{gp.begin} (gp_begin by thread "
-                f"{gp.thread}) and has ended, but these read-side sections of {gp.key} "
-                "began before it and are still open:")
+    def _report_gp_too_short(self, gp: GracePeriod,
+                             victims: list[tuple[ThreadState, Section]]) -> None:
+        head = (f"Grace period #{gp.begin} of {gp.key} (gp_begin by thread {gp.thread}) "
+                f"has ended, but these read-side sections of {gp.key} were open when it "
+                "began and are still open:")
         paragraphs = [head]
-        for thread, begin in victims:
-            paragraphs.append(f"Reader {thread}: section began at event #{begin}; "
-                              f"its stack now:\n{_stack.format_stack(_stack.of_thread(thread))}")
-        names = ", ".join(sorted({thread for thread, _ in victims}))
+        for st, sec in victims:
+            paragraphs.append(f"Reader {st.name}: its section #{sec.serial}; its stack "
+                              f"now:\n{_stack.format_stack(_stack.of(st.thread))}")
+        names = ", ".join(sorted({st.name for st, _ in victims}))
         me = sched.current_name()
         self.collector.report(Violation.capture(
             Kind.GP_TOO_SHORT, f"in {gp.key}: grace period ended while {names} still read",
@@ -406,9 +394,8 @@ class Oracles:
         gen = generation(target) if isinstance(target, Tracked) else None
         thread, stack = sched.current_name(), _stack.capture()
         with self._lock:
-            ks = self._key(key, None)
-            self._clock += 1
-            rec = _Retired(target, key, self._clock, gen, thread, stack)
+            ks = self._key_locked(key, None)
+            rec = _Retired(target, key, ks.begun, gen, thread, stack)
             old = self._retired.pop(id(target), None)
             if old is not None:
                 old.dropped = True
@@ -425,16 +412,23 @@ class Oracles:
 
         :meth:`deref` calls this; call it directly for reads that need no deref check.
         """
+        return self._count_read(self._thread(), obj, key)
+
+    def _count_read(self, state: ThreadState, obj: Any, key: str) -> int:
         target = unwrap(obj)
-        with self._lock:
-            rec = self._retired.get(id(target))
-            if rec is not None and rec.generation is not None and \
-                    rec.generation != generation(target):
-                rec = None          # re-initialized since it was retired
-            pipe = 0 if rec is None else 1 + rec.full
-            counted = key if rec is None else rec.key
-            ks = self._keys.get(counted) or self._key(counted, None)
-            ks.pipe[min(pipe, PIPE_LEN)] += 1
+        rec = self._retired.get(id(target))
+        if rec is not None and rec.generation is not None and \
+                rec.generation != generation(target):
+            rec = None              # re-initialized since it was retired
+        if rec is None:
+            pipe, counted = 0, key
+        else:
+            pipe, counted = 1 + rec.full, rec.key
+        counts = state.counts.get(counted)
+        if counts is None:
+            self._key(counted, None)
+            counts = state.counts_for(counted)
+        counts.pipe[min(pipe, PIPE_LEN)] += 1
         if pipe > 1 and rec is not None:
             self._report_pipeline(target, rec, pipe)
         return pipe
@@ -446,9 +440,10 @@ class Oracles:
             Kind.PIPELINE,
             f"in {rec.key}: {name} read {pipe - 1} grace period(s) after it was retired",
             me, what=f"Read of {name} by thread {me}, {self.reader_context()}",
-            details=f"Retired (event #{rec.stamp}) by thread {rec.thread}; since then "
-                    f"{rec.full} grace period(s) of {rec.key} began and ended, so no reader "
-                    f"should still reach it:\n{_stack.format_stack(rec.stack)}"))
+            details=f"Retired by thread {rec.thread} after grace period #{rec.begun} of "
+                    f"{rec.key} had begun; since then {rec.full} grace period(s) of "
+                    f"{rec.key} began and ended, so no reader should still reach it:\n"
+                    f"{_stack.format_stack(rec.stack)}"))
 
     # -- lockdep-style checks ------------------------------------------------------------------
 
@@ -465,25 +460,25 @@ class Oracles:
             keys = (keys,)
         state = self._thread()
         key = None
-        for sec in state.stack:                 # outermost first; any protecting one will do
-            if sec.key in keys:
+        sec = state.top
+        while sec is not None:          # the outermost protecting section counts the read
+            if sec.key in keys and not sec.ended:
                 key = sec.key
-                break
+            sec = sec.outer
         if key is None:
             self._deref_outside(state, obj, keys, held)
         if obj is None:
             return obj
-        self.on_read(obj, key if key is not None else keys[0])
+        self._count_read(state, obj, key if key is not None else keys[0])
         return ref_to(obj) if isinstance(obj, Tracked) else obj
 
-    def _deref_outside(self, state: _ThreadState, obj: Any, keys: Sequence[str],
+    def _deref_outside(self, state: ThreadState, obj: Any, keys: Sequence[str],
                        held: bool) -> None:
-        if held or state.boot:
-            with self._lock:
-                if held:
-                    self._held_derefs += 1
-                else:
-                    self._boot_derefs += 1
+        if held:
+            state.held_derefs += 1
+            return
+        if state.boot:
+            state.boot_derefs += 1
             return
         name = (obj._meta.label if isinstance(obj, Tracked) and hasattr(obj, "_meta")
                 else type(obj).__name__)
@@ -505,13 +500,14 @@ class Oracles:
         """
         self._check_may_block(self._thread(), what, None)
 
-    def _check_may_block(self, state: _ThreadState, what: str, gp_key: str | None) -> None:
-        if not state.stack:
+    def _check_may_block(self, state: ThreadState, what: str, gp_key: str | None) -> None:
+        if state.top is None:
             return
-        if state.stack[-1].warned:
+        sections = state.open_sections()
+        if not sections or sections[-1].warned:
             return      # once per innermost section: synchronize's own wait would repeat it
-        if gp_key is not None and any(sec.key == gp_key for sec in state.stack):
-            state.stack[-1].warned = True
+        if gp_key is not None and any(sec.key == gp_key for sec in sections):
+            sections[-1].warned = True
             self.collector.report(Violation.capture(
                 Kind.DEADLOCK, f"in {state.name}: {what} inside its own read-side section",
                 state.name, what=f"{what} by thread {state.name}, {self.reader_context()}",
@@ -519,9 +515,9 @@ class Oracles:
                         "a self-deadlock (lockdep: \"Illegal synchronize in read-side "
                         "critical section\")."))
             return
-        atomic = [sec.describe() for sec in state.stack if not sec.sleepable]
+        atomic = [sec.describe() for sec in sections if not sec.sleepable]
         if atomic:
-            state.stack[-1].warned = True
+            sections[-1].warned = True
             self.collector.report(Violation.capture(
                 Kind.SLEEP_IN_ATOMIC, f"in {state.name}: {what} inside {', '.join(atomic)}",
                 state.name, what=f"{what} by thread {state.name}, {self.reader_context()}",
@@ -549,16 +545,28 @@ class Oracles:
     # -- statistics --------------------------------------------------------------------------
 
     def stats(self) -> OracleStats:
-        """A snapshot of the counts and histograms, keys sorted."""
+        """A snapshot of the counts and histograms, keys sorted (summed over threads)."""
+        counts, boot, held = self._registry.totals()
         with self._lock:
-            keys = tuple(self._keys[k].snapshot() for k in sorted(self._keys))
-            return OracleStats(keys, self._boot_derefs, self._held_derefs)
+            keys = [self._keys[k] for k in sorted(self._keys)]
+            snapshot = []
+            for ks in keys:
+                c = counts.get(ks.key)
+                sections, pipe, batch = ((c.sections, tuple(c.pipe), tuple(c.batch))
+                                         if c is not None else
+                                         (0, (0,) * (PIPE_LEN + 1), (0,) * (PIPE_LEN + 1)))
+                snapshot.append(KeyStats(ks.key, ks.sleepable, sections, ks.completed,
+                                         ks.retired_count, pipe, batch))
+        return OracleStats(tuple(snapshot), boot, held)
 
     def stats_text(self) -> str:
         """The statistics as report lines (the collector adds them to every report)."""
         return self.stats().format()
 
     def __repr__(self) -> str:
+        states = self._registry.states
+        n = sum(len(st.open_sections()) for st in states)
         with self._lock:
-            n = sum(len(st.stack) for st in self._threads.values())
-            return f"<Oracles {len(self._keys)} key(s), {n} open section(s), event #{self._clock}>"
+            begun = sum(ks.begun for ks in self._keys.values())
+            return (f"<Oracles {len(self._keys)} key(s), {len(states)} thread(s), "
+                    f"{n} open section(s), {begun} grace period(s) begun>")
