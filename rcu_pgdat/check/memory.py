@@ -291,11 +291,6 @@ class Tracked(metaclass=_TrackedMeta):
     def __hash__(self) -> int:
         return object.__hash__(unwrap(self))
 
-    def tracked_state(self) -> str:
-        """``"generation 3, live"`` (for a custom ``__repr__``: it must not read fields,
-        which raises on a freed object)."""
-        return _state_text(unwrap(self))
-
     def __repr__(self) -> str:
         return f"<{_object_text(self)}>"
 
