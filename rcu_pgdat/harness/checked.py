@@ -63,8 +63,6 @@ class _CheckedCallbacks:
     def _wrap_callback(self, callback: Callable[[], Any]) -> Callable[[], Any]:
         # Queuing a callback does not wait: legal inside a read-side section.
         token = self.oracles.gp_begin(self.key, blocking=False)
-        with self._cb_lock:
-            self._queued += 1
 
         def run() -> Any:
             self.oracles.gp_end(token)
@@ -74,6 +72,13 @@ class _CheckedCallbacks:
             sched.progress(self.progress_kinds[1])
             return result
         return run
+
+    def _count_queued(self) -> None:
+        """Count a callback once the implementation has queued it: a barrier that
+        begins later must wait for it (counting before the enqueue would blame a
+        barrier for a callback another thread had not yet queued)."""
+        with self._cb_lock:
+            self._queued += 1
 
     def _checked_barrier(self, barrier: Callable[[], None]) -> None:
         with self._cb_lock:
@@ -143,11 +148,12 @@ class CheckedRCU(_CheckedCallbacks):
         call = getattr(self.flavor, "call_rcu", None)
         if call is not None:
             call(wrapped)
-            return
-        if self._fallback_worker is None:
-            self._fallback_worker = CallbackWorker(self.flavor.synchronize,
-                                                   f"{self.name}-callbacks")
-        self._fallback_worker.enqueue(wrapped)
+        else:
+            if self._fallback_worker is None:
+                self._fallback_worker = CallbackWorker(self.flavor.synchronize,
+                                                       f"{self.name}-callbacks")
+            self._fallback_worker.enqueue(wrapped)
+        self._count_queued()
 
     def barrier(self) -> None:
         """``rcu_barrier()``, checked: every earlier callback must have been invoked."""
@@ -218,6 +224,7 @@ class CheckedSRCU(_CheckedCallbacks):
     def call_srcu(self, callback: Callable[[], Any]) -> None:
         """Queue ``callback`` behind a grace period of this domain."""
         self.domain.call_srcu(self._wrap_callback(callback))
+        self._count_queued()
 
     def barrier(self) -> None:
         """``srcu_barrier()``, checked like ``rcu_barrier()``."""
