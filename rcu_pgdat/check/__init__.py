@@ -36,6 +36,11 @@ each is a method of :class:`Oracles`:
 * ``stats()`` / ``stats_text()``: ``Reader Pipe`` / ``Reader Batch`` per key (the
   collector puts them in every report).
 
+Readers take no lock: each thread keeps its own open sections and counts (see
+:mod:`rcu_pgdat.check.oracles` for why a grace period still sees every section it
+ends under), so readers run in parallel on free-threaded CPython.
+:class:`NullOracles` takes the same events and checks nothing (for measuring).
+
 Results: ``collector.violations``, ``collector.kinds()`` (the kind strings, in order),
 ``collector.stopped``, ``collector.format()``. Each :class:`Violation` has ``kind``,
 ``title`` (``BUG: <kind> <subject>``), ``thread``, ``stack``, ``what``, ``details``
@@ -74,6 +79,7 @@ from .memory import (
     ref_to,
     unwrap,
 )
+from .null import NullOracles
 from .oracles import GracePeriod, Oracles
 from .stats import PIPE_LEN, KeyStats, OracleStats
 from .violation import Violation, ViolationError
@@ -85,6 +91,7 @@ __all__ = [
     "GracePeriod",
     "KeyStats",
     "Kind",
+    "NullOracles",
     "OracleStats",
     "Oracles",
     "Tracked",

@@ -3,24 +3,56 @@
 A run here is ``stress.run.run`` with one kind of reader (node iterators: they walk every
 online node and zone inside nested ``pgdat_remove_read_lock()`` sections), the remover
 churning nodes, and optionally fake writers adding grace periods. No status lines.
+
+``oracles=False`` runs the same model with :class:`~rcu_pgdat.check.null.NullOracles`
+in place of the oracles (sections, grace periods, dereferences and the pipeline not
+followed; tracked memory keeps its own field checks): what the verifier costs readers,
+side by side with what the scheme costs them.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+from rcu_pgdat.check.null import NullOracles
+from rcu_pgdat.mm import system as _system
 from stress.run import RunConfig, RunResult, run
 
-__all__ = ["reader_run", "reads_per_second", "violation_kinds"]
+__all__ = ["oracles_switched", "reader_run", "reads_per_second", "violation_kinds"]
+
+
+@contextlib.contextmanager
+def oracles_switched(on: bool) -> Iterator[None]:
+    """Inside the block, systems built get real oracles (``on``) or null ones.
+
+    ``System`` builds its own oracles from the name it imported; for the block that
+    name is rebound (and restored after, also on error). Only for runs made one at a
+    time, as every benchmark run is.
+    """
+    if on:
+        yield
+        return
+    if not hasattr(_system, "Oracles"):          # the model builds its oracles elsewhere
+        raise ImportError("rcu_pgdat.mm.system has no Oracles to switch off")
+    saved = _system.Oracles
+    _system.Oracles = NullOracles               # type: ignore[misc]
+    try:
+        yield
+    finally:
+        _system.Oracles = saved                 # type: ignore[misc]
 
 
 def reader_run(*, scheme: str = "rcu", iterators: int = 1, nodes: int = 4,
                fake_writers: int = 0, duration: float = 1.0, sched: str = "naive",
-               seed: int = 1) -> RunResult:
+               seed: int = 1, oracles: bool = True) -> RunResult:
     """One run of ``iterators`` readers under ``scheme`` while the remover churns nodes."""
     cfg = RunConfig(scheme=scheme, iterators=iterators, allocators=0, sleepers=0,
                     policy_users=0, fake_writers=fake_writers, nodes=nodes,
                     cpus=max(8, 2 * nodes), duration=duration, sched=sched, seed=seed,
                     status_interval=1e9, stall_timeout=max(10.0, 4 * duration))
-    return run(cfg, status=None)
+    with oracles_switched(oracles):
+        return run(cfg, status=None)
 
 
 def reads_per_second(result: RunResult) -> float:
