@@ -19,7 +19,11 @@ Usage::
 
     rcu-pgdat-stress bench [--quick] [--only SECTION[,SECTION...]] [--json FILE|-]
                            [--plot FILE.png] [--seed N] [--sched naive|stress]
-                           [--mutants] [--list]
+                           [--mutants] [--also PYTHON]... [--list]
+
+``--also PYTHON`` runs every chosen section under that interpreter too (a subprocess,
+this checkout on its path) and prints each table with the interpreters side by side,
+e.g. ``--also /opt/cpython-ft/bin/python3.13t`` for a free-threaded build (``_interp``).
 
 Output: Markdown tables on stdout (stderr when ``--json -``), headed by the date, the
 Python version, the CPU model and the command; ``--json`` writes the same figures with
@@ -40,6 +44,7 @@ from typing import Any, NoReturn
 
 from stress.cli import _write_json as write_json
 
+from . import _interp
 from ._common import Options, Section, env_info
 from ._plot import PLOTTED
 
@@ -112,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mutants", action="store_true",
                    help="add the mutant catalogue (rcu_pgdat.mutants) to the detection "
                         "section (long: every mutant in every mode)")
+    p.add_argument("--also", action="append", default=[], metavar="PYTHON",
+                   help="run the sections under this interpreter too and show the tables "
+                        "side by side (repeatable)")
     p.add_argument("--list", action="store_true", help="list the sections and exit")
     return p
 
@@ -140,11 +148,16 @@ def run_sections(names: Sequence[str], opts: Options, command: str) -> dict[str,
         except _MISSING as exc:
             sec = Section(name, describe, [], status="not available",
                           notes=[f"not available: {type(exc).__name__}: {exc}"])
+        if opts.also:
+            sec = _interp.merged(sec, opts)
         sec.seconds = time.perf_counter() - t0
         opts.say(f"bench: {name}: {sec.seconds:.1f} s")
         sections[name] = sec.as_dict()
         sections[name]["text"] = sec.text()
-    return {"format": FORMAT, "version": VERSION, "env": env_info(command, opts.quick),
+    env = env_info(command, opts.quick)
+    if opts.also:
+        env["also"] = list(opts.also)
+    return {"format": FORMAT, "version": VERSION, "env": env,
             "elapsed": round(time.perf_counter() - started, 3), "order": list(sections),
             "sections": sections}
 
@@ -155,7 +168,11 @@ def render(doc: dict[str, Any]) -> str:
     head = [f"Measured {env['date']} on {env['cpu']} ({env['cpus']} CPUs), "
             f"{env['implementation']} {env['python']}"
             + ("" if env["gil"] else " (free-threaded)") + f", {env['platform']}.",
-            f"Command: `{env['command']}` ({doc['elapsed']:.0f} s).", ""]
+            f"Command: `{env['command']}` ({doc['elapsed']:.0f} s)."]
+    if env.get("also"):
+        head.append("Tables show this interpreter and " + ", ".join(env["also"])
+                    + " side by side (columns labelled by version; t: free-threaded).")
+    head.append("")
     body = [sec["text"] for sec in doc["sections"].values()]
     return "\n".join(head) + "\n" + "\n".join(body)
 
@@ -177,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:12} {describe}")
             return 0
         names = _selected(args.only)
+        try:
+            also = tuple(_interp.check_interpreters(args.also))
+        except ValueError as exc:
+            raise _UsageError(str(exc)) from None
         if args.plot:
             if not set(names) & set(PLOTTED):
                 raise _UsageError(f"--plot draws the {' and '.join(PLOTTED)} sections; "
@@ -191,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = sys.stderr if args.json == "-" else sys.stdout
     opts = Options(quick=args.quick, seed=args.seed, sched=args.sched, mutants=args.mutants,
-                   log=lambda line: print(line, file=sys.stderr, flush=True))
+                   log=lambda line: print(line, file=sys.stderr, flush=True), also=also)
     command = " ".join(["rcu-pgdat-stress bench", *args_list])
     doc = run_sections(names, opts, command)
     print(render(doc), file=out, flush=True)

@@ -42,6 +42,8 @@ class Options:
     mutants: bool = False
     #: Progress lines (stderr); ``None``: silent.
     log: Callable[[str], None] | None = None
+    #: Other interpreters to run every section under too, side by side (``_interp``).
+    also: tuple[str, ...] = ()
 
     def say(self, text: str) -> None:
         """One progress line, if anyone listens."""
@@ -59,6 +61,8 @@ class Section:
 
     ``status`` is ``ok`` or ``not available`` (then ``notes`` say why and ``rows`` is
     empty: a section that cannot be measured says so, it never shows a made-up figure).
+    ``keys``: how many leading columns name a row (the rest are figures); tables of
+    several interpreters are merged on them (``_interp``).
     """
 
     name: str
@@ -69,6 +73,7 @@ class Section:
     data: dict[str, Any] = field(default_factory=dict)
     status: str = "ok"
     seconds: float = 0.0
+    keys: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form (``rows`` keep raw numbers; ``None`` is n/a)."""
