@@ -8,20 +8,9 @@ from typing import Any
 
 import pytest
 
-from rcu_pgdat.check import Collector, Oracles, Tracked, TrackedAllocator
+from rcu_pgdat.check import Collector, Oracles, TrackedAllocator
 from rcu_pgdat.check.testing import STEP_TIMEOUT, Actors
-
-QSBR = "rcu:qsbr"
-SRCU = "srcu:pgdat"
-
-
-class Node(Tracked):
-    nid: int
-
-
-def make() -> tuple[Collector, Oracles]:
-    collector = Collector(stop_on_first=False)
-    return collector, Oracles(collector)
+from test_check_gp import QSBR, SRCU, Node, make
 
 
 # -- names are not identities -------------------------------------------------------------------
