@@ -334,3 +334,37 @@ def test_the_cost_bench_runs_the_same_workload_three_ways() -> None:
     # the counter's load and store: strictly more steps for the same program
     assert got["instrument"]["steps"] > got["intercept"]["steps"] > 0
     assert restored()
+
+
+def test_a_pure_flag_spin_is_rescued_not_a_false_hang() -> None:
+    """``while not flag: pass``: no sleep, nothing instrumented. On 3.12+ the driver
+    turns the spinning code's lines into yields; below, it stays a hang (the limit)."""
+    from rcu_pgdat.sched.rescue import AVAILABLE
+    boxes: list[dict[str, bool]] = []
+
+    def make() -> Program:
+        box = {"ready": False}
+        boxes.append(box)
+
+        def spinner() -> None:
+            while not box["ready"]:
+                pass
+
+        def setter() -> None:
+            box["ready"] = True
+        return Program({"spinner": spinner, "setter": setter})
+    try:
+        run = run_program(make, sched.GuidedStrategy([]), hang_timeout=0.6)
+        if AVAILABLE:
+            assert run.outcome is Outcome.OK, run.describe()
+            again = run_program(make, sched.GuidedStrategy([]), hang_timeout=0.6)
+            assert run.trace is not None and again.trace is not None
+            assert run.trace.dumps() == again.trace.dumps()
+        else:
+            assert run.outcome is Outcome.HANG
+        off = run_program(make, sched.GuidedStrategy([]), hang_timeout=0.6,
+                          intercept=False)
+        assert off.outcome is Outcome.HANG             # the rescue belongs to interception
+    finally:
+        for box in boxes:                              # let a hung spinner end
+            box["ready"] = True

@@ -270,6 +270,7 @@ class ControlledScheduler(Scheduler):
         self.instrument = tuple(instrument)            # see ``instrument``
         self.access_log = AccessLog()                  # see ``accesses``
         self._instrumented: Any = None
+        self._spins: Any = None                        # see ``rescue`` (interception)
         self._lock = _real.allocate_lock()
         self._cv = _real.Condition(self._lock)         # wait() sleeps here
         self._tls = threading.local()
@@ -393,12 +394,19 @@ class ControlledScheduler(Scheduler):
             self._last_switch = _real.monotonic()
             self._dispatch_locked()
             poll = min(0.1, self.hang_timeout / 4)
+            rescued_at = -1.0
             while self._outcome is None:
                 self._cv.wait(poll)
                 running = self._running
-                if (self._outcome is None and running is not None
-                        and _real.monotonic() - self._last_switch > self.hang_timeout):
+                if self._outcome is not None or running is None:
+                    continue
+                idle = _real.monotonic() - self._last_switch
+                if idle > self.hang_timeout:
                     self._end_locked(Outcome.HANG, self._hang_report(running), running.name)
+                elif (self._spins is not None and idle > self.hang_timeout / 2
+                        and rescued_at != self._last_switch):
+                    rescued_at = self._last_switch       # a spin? see ``rescue``
+                    self._spins.rescue(running.thread)
         stuck = self._join_all()
         if self._internal is not None:
             raise self._internal
@@ -414,7 +422,9 @@ class ControlledScheduler(Scheduler):
         # installed: ``install`` undoes them in its ``finally``, whatever ended the run.
         if self.intercept:
             from . import intercept
+            from .rescue import SpinRescue
             intercept.enable()
+            self._spins = SpinRescue()
         if self.instrument:
             from .instrument import Instrumentation
             try:
@@ -439,6 +449,9 @@ class ControlledScheduler(Scheduler):
             self._restore()
 
     def _restore(self) -> None:
+        if self._spins is not None:
+            self._spins.close()
+            self._spins = None
         if self._instrumented is not None:
             self._instrumented.disable()
             self._instrumented = None
