@@ -23,9 +23,8 @@ beyond the call itself. ``from rcu_pgdat.sched import point`` would freeze the b
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from . import _real  # noqa: F401 - first: capture the real primitives before any patch
 from . import _state
@@ -35,13 +34,13 @@ from ._report import interleaving_table
 from .controlled import ControlledScheduler, Outcome, RunResult, RunStopped, ThreadError
 from .explore import ExploreResult, explore
 from .primitives import Event, Mutex
-from .runner import (Program, ProgramFactory, SweepResult, calibrate_steps, replay,
-                     run_free, run_program, sweep)
+from .runner import Program, ProgramFactory, calibrate_steps, replay, run_free, run_program
 from .shrink import shrink
 from .strategies import (CONTROLLED_MODES, STRATEGIES, ChoiceStrategy, Decision,
                          GuidedStrategy, PCTStrategy, RandomStrategy, ReplayStrategy, Strategy,
                          StrategySpec, describe_strategy, make_strategy)
 from .stress import StressScheduler
+from .sweep import SweepResult, sweep
 from .trace import Step, Trace
 
 __all__ = [
@@ -144,23 +143,15 @@ def active() -> Scheduler:
     return _state.active
 
 
-@contextlib.contextmanager
-def install(scheduler: Scheduler) -> Iterator[Scheduler]:
-    """Make ``scheduler`` the active one for the ``with`` block, then restore the old one.
-
-    Install only while no model thread runs: the slot is not guarded (see ``_state``).
-    """
+def _rebind_point(scheduler: Scheduler) -> None:
+    """``point`` becomes ``scheduler``'s bound method (called by :func:`install`)."""
     global point
-    previous = _state.active
-    scheduler.activate()
-    _state.active = scheduler
     point = scheduler.point
-    try:
-        yield scheduler
-    finally:
-        _state.active = previous
-        point = previous.point
-        scheduler.deactivate()
+
+
+_state.on_install = _rebind_point
+#: Make a scheduler the active one for a ``with`` block (see ``_state.install``).
+install = _state.install
 
 
 def set_might_sleep_hook(hook: Callable[[str], None] | None) -> Callable[[str], None]:

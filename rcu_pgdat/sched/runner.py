@@ -1,4 +1,5 @@
-"""Running a small program of model threads: once, replayed, free-running, over seeds.
+"""Running a small program of model threads: once, replayed, free-running (seed sweeps
+build on these in ``sweep``).
 
 A *program* is made fresh for every run by a factory, ``make_program()``, which returns
 a :class:`Program` (or just a ``{name: body}`` mapping): the thread bodies, started in
@@ -10,24 +11,23 @@ state it shares between its threads (no module globals carried across runs).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import traceback
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Sequence, Union
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence, Union
 
 from ._base import Scheduler
+from ._state import install
 from .controlled import ControlledScheduler, Outcome, RunResult, ThreadError
-from .strategies import RandomStrategy, ReplayStrategy, Strategy, strategy_spec
-from .stress import StressScheduler
+from .strategies import RandomStrategy, ReplayStrategy, Strategy
 from .trace import Trace
 
 #: Sweep modes that run real threads free (no schedule, no trace): seeded yields at the
 #: points, or none at all (the interpreter alone decides).
 FREE_MODES = ("stress", "naive")
 
-__all__ = ["FREE_MODES", "Program", "ProgramFactory", "run_program", "run_free", "replay", "sweep",
-           "SweepResult", "calibrate_steps"]
+__all__ = ["FREE_MODES", "Program", "ProgramFactory", "run_program", "run_free", "replay",
+           "calibrate_steps"]
 
 
 @dataclass
@@ -43,13 +43,6 @@ ProgramFactory = Callable[[], Union[Program, Mapping[str, Callable[[], None]]]]
 
 def _as_program(obj: Program | Mapping[str, Callable[[], None]]) -> Program:
     return obj if isinstance(obj, Program) else Program(dict(obj))
-
-
-@contextlib.contextmanager
-def _installed(scheduler: Scheduler) -> Iterator[None]:
-    from . import install            # the package imports this module: import late
-    with install(scheduler):
-        yield
 
 
 def _checked(program: Program, result: RunResult) -> RunResult:
@@ -86,7 +79,7 @@ def run_program(make_program: ProgramFactory, strategy: Strategy, *, max_steps: 
     run = ControlledScheduler(strategy, max_steps=max_steps, livelock_steps=livelock_steps,
                               hang_timeout=hang_timeout, propagate_errors=False, meta=meta,
                               intercept=intercept, instrument=instrument)
-    with _installed(run):
+    with install(run):
         program = _as_program(make_program())
         threads = [run.spawn(body, name) for name, body in program.threads.items()]
         for thread in threads:
@@ -133,7 +126,7 @@ def run_free(make_program: ProgramFactory, scheduler: Scheduler | None = None,
                     errors.append(ThreadError(name, 0, exc, traceback.format_exc()))
         return run
 
-    with _installed(scheduler or Scheduler()):
+    with install(scheduler or Scheduler()):
         program = _as_program(make_program())
         start = threading.Barrier(max(1, len(program.threads)))
         threads = [threading.Thread(target=guarded(name, body, start), name=name, daemon=True)
@@ -156,93 +149,3 @@ def calibrate_steps(make_program: ProgramFactory, **run_opts: Any) -> int:
     Deterministic, so a sweep that calibrates is still "same seed, same run".
     """
     return max(1, run_program(make_program, RandomStrategy(0), **run_opts).steps)
-
-
-@dataclass
-class SweepResult:
-    """How many of a range of seeds failed, and the first failing run."""
-
-    mode: str
-    seeds: range
-    runs: int
-    failing_seeds: list[int]
-    first: RunResult | None
-    params: dict[str, Any]
-    #: ``first`` shrunk (``sweep(..., shrink_first=True)``, controlled modes only).
-    shrunk: RunResult | None = None
-    #: What each seed ran (``Strategy.summary()``: ``pct d=4``), controlled modes only.
-    ran: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def failures(self) -> int:
-        return len(self.failing_seeds)
-
-    @property
-    def first_seed(self) -> int | None:
-        return self.failing_seeds[0] if self.failing_seeds else None
-
-    def summary(self) -> str:
-        """One line: ``pct: 3 of 200 seeds failed (first: seed 17, deadlock)``."""
-        ran = self.seeds[:self.runs]
-        span = f"seeds {ran.start}..{ran.start + (len(ran) - 1) * ran.step}" if ran else "no seeds"
-        if self.first is None:
-            return f"{self.mode}: no failure in {self.runs} runs ({span})"
-        label = self.ran.get(self.first_seed) if self.first_seed is not None else None
-        what = f", {label}" if label and label != self.mode else ""
-        return (f"{self.mode}: {self.failures} of {self.runs} runs failed ({span}; first: "
-                f"seed {self.first_seed}{what}, {self.first.outcome.value})")
-
-
-def sweep(make_program: ProgramFactory, mode: str = "random",
-          seeds: range = range(100), *, stop_at_first: bool = False,
-          options: Mapping[str, Any] | None = None, pct_depth: int | None = None,
-          pct_steps: int | None = None, yield_probability: float = 0.05,
-          free_timeout: float = 5.0, shrink_first: bool = False,
-          **run_opts: Any) -> SweepResult:
-    """Run ``make_program`` once per seed under ``mode`` (a per-seed strategy of the
-    registry, ``stress`` or ``naive``).
-
-    ``options`` are the strategy's options (see ``strategies.STRATEGIES``);
-    ``pct_depth`` and ``pct_steps`` are shorthands for ``pct_depth`` and ``steps``
-    there. A strategy that needs the run length gets :func:`calibrate_steps` unless
-    ``steps`` is given. ``stress`` runs free with a :class:`StressScheduler` per seed,
-    ``naive`` with the default scheduler (the seed only counts runs); neither has a
-    trace and the OS decides too. With ``shrink_first`` the first failing controlled
-    run is shrunk (``SweepResult.shrunk``) so that it can be reported small.
-    """
-    params: dict[str, Any] = {}
-    if mode not in FREE_MODES:
-        spec = strategy_spec(mode)
-        given = dict(options or {})
-        if pct_depth is not None:
-            given["pct_depth"] = pct_depth
-        if pct_steps is not None:
-            given["steps"] = pct_steps
-        if spec.needs_steps and given.get("steps") is None:
-            given["steps"] = calibrate_steps(make_program, **run_opts)
-        params = spec.options(given)
-    failing: list[int] = []
-    ran: dict[int, str] = {}
-    first: RunResult | None = None
-    runs = 0
-    for seed in seeds:
-        runs += 1
-        if mode in FREE_MODES:
-            scheduler = (Scheduler() if mode == "naive" else
-                         StressScheduler(seed=seed, yield_probability=yield_probability))
-            result = run_free(make_program, scheduler, timeout=free_timeout)
-        else:
-            strategy = spec.make(seed, **params)
-            ran[seed] = strategy.summary()
-            result = run_program(make_program, strategy, **run_opts)
-        if result.failed:
-            failing.append(seed)
-            if first is None:
-                first = result
-            if stop_at_first:
-                break
-    shrunk = None
-    if shrink_first and first is not None and first.trace is not None:
-        from .shrink import shrink           # shrink builds on this module
-        shrunk = shrink(make_program, first, **run_opts)
-    return SweepResult(mode, seeds, runs, failing, first, params, shrunk, ran)
