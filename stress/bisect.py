@@ -347,7 +347,7 @@ class _Plan:
 def _check_flags(flags: list[str]) -> None:
     """The stress flags parse, make a possible run, and are controlled (see 1.)."""
     from .cli import _UsageError, build_parser, config_from_args
-    from .run import CONTROLLED_SCHED
+    from rcu_pgdat.harness import is_controlled
 
     if not flags:
         raise _RefusedError("give the stress flags after '--', for example -- --flavor "
@@ -363,7 +363,7 @@ def _check_flags(flags: list[str]) -> None:
         raise _RefusedError("stress flags: leave out --replay, --trace-out, "
                             "--list-scenarios and --list-mutants (the helper writes the "
                             "trace itself)")
-    if cfg.sched not in CONTROLLED_SCHED:
+    if not is_controlled(cfg.sched):
         raise _RefusedError("stress flags: give a controlled --sched (random, pct or dfs): "
                             "a free-running run does not give the same verdict twice")
 

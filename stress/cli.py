@@ -25,11 +25,17 @@ import traceback
 from dataclasses import fields
 from typing import Any, NoReturn, Sequence, TextIO
 
-from rcu_pgdat.errors import TraceError
+from rcu_pgdat.errors import TraceError, UsageError
+from rcu_pgdat.harness import MODES, is_controlled, parse_seeds
+from rcu_pgdat.harness.modes import describe as describe_modes
+from rcu_pgdat.sched import STRATEGIES
+from rcu_pgdat.sched.strategies import Param
 
-from .plugins import PluginError, load_instrumented
+from .build import StressResult
+from .config import CHOICES, DEFAULTS, RunConfig
+from .plugins import FLAVORS, SRCU_DOMAINS, PluginError, load_instrumented
 from .report import params_line, summary, to_json
-from .run import CONTROLLED_SCHED, SCHED_MODES, RunConfig, RunResult, run
+from .run import run
 from .scenarios import DEFAULT_SCENARIO, SCENARIOS, describe
 
 __all__ = ["main", "EXIT_OK", "EXIT_VIOLATION", "EXIT_USAGE", "EXIT_SKIP", "EXIT_INTERRUPT"]
@@ -41,6 +47,8 @@ EXIT_SKIP = 125
 EXIT_INTERRUPT = 130
 
 PROG = "rcu-pgdat-stress"
+#: Re-runs ``--shrink`` allows when given without a number.
+SHRINK_RUNS = 60
 
 
 class _UsageError(Exception):
@@ -88,79 +96,108 @@ def _module_list(text: str) -> tuple[str, ...]:
 
 
 def _seed_range(text: str) -> range:
-    lo, sep, hi = text.partition("-")
+    """``--seeds A-B`` (or ``N``): the harness's one seed parser, as a range."""
     try:
-        first, last = int(lo), int(hi if sep else lo)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a seed range A-B: {text!r}") from None
-    if first < 0 or last < first:
-        raise argparse.ArgumentTypeError(f"seed range {text!r} must be A-B with 0 <= A <= B")
-    return range(first, last + 1)
+        seeds = parse_seeds(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return range(seeds[0], seeds[-1] + 1)
+
+
+def _default(name: str) -> str:
+    """`` (default X)`` from ``RunConfig``'s field ``name``."""
+    return f" (default {DEFAULTS[name]})"
+
+
+def _choice(group: argparse._ArgumentGroup, name: str, what: str) -> None:
+    """``--NAME`` with ``choices=`` from its registry (``CHOICES``) and the default."""
+    names = list(CHOICES[name])
+    group.add_argument(f"--{name.replace('_', '-')}", choices=names,
+                       help=f"{what}: {', '.join(names)}{_default(name)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (every default is ``None``: a scenario fills the gaps)."""
+    """The argument parser (every default is ``None``: a scenario fills the gaps; the
+    defaults the help shows are ``RunConfig``'s, the choices the registries')."""
     p = _Parser(prog=PROG, description="Stress the RFC's pgdat hot-remove protocol under "
                 "RCU/SRCU and report any reader that touches freed memory.",
-                epilog="Exit codes: 0 no violation, 1 violation or stall, 2 bad usage, "
-                       "125 plug-in not loadable, 130 interrupted.")
+                epilog="Subcommands: " + ", ".join(f"{PROG} {name} --help"
+                                                   for name in SUBCOMMANDS)
+                + ". Exit codes: 0 no violation, 1 violation or stall, 2 bad usage, "
+                  "125 plug-in not loadable, 130 interrupted.")
     run_g = p.add_argument_group("run")
-    run_g.add_argument("--duration", type=_positive_float, help="seconds to run (default 10)")
-    run_g.add_argument("--seed", type=int, help="seed every random choice derives from")
-    run_g.add_argument("--scenario", help="a named scenario (see --list-scenarios)")
+    run_g.add_argument("--duration", type=_positive_float,
+                       help="seconds to run, free-running" + _default("duration"))
+    run_g.add_argument("--seed", type=int,
+                       help="seed every random choice derives from" + _default("seed"))
+    run_g.add_argument("--scenario", help="a named scenario (see --list-scenarios)"
+                       f" (default {DEFAULT_SCENARIO})")
     run_g.add_argument("--list-scenarios", action="store_true", help="list scenarios, exit")
     run_g.add_argument("--inject", action="append", metavar="NAME",
                        help="plug a known-bad variant in (repeatable; see --list-mutants)")
     run_g.add_argument("--list-mutants", action="store_true",
                        help="list the mutant catalogue (name, component, bug, kind), exit")
-    run_g.add_argument("--sched", choices=SCHED_MODES,
-                       help="stress (free-running, seeded yields; default), naive (no yields), "
-                            "random / pct (controlled: one thread at a time, the seed decides) "
-                            "or dfs (every schedule with at most --max-preemptions)")
+    run_g.add_argument("--sched", choices=list(MODES), metavar="MODE",
+                       help=f"scheduling: {describe_modes()}{_default('sched')}")
     run_g.add_argument("--stall-timeout", type=_positive_float,
-                       help="seconds without remover progress before a stall report")
+                       help="seconds without remover progress (or, controlled, without a "
+                            "schedule point) before a stall report" + _default("stall_timeout"))
     run_g.add_argument("--keep-going", action="store_true", default=None,
                        help="gather every violation instead of stopping at the first")
-    ctl = p.add_argument_group("controlled scheduling (--sched random|pct|dfs)")
-    ctl.add_argument("--steps", type=_positive_int, help="step budget of a run (default 20000)")
-    ctl.add_argument("--pct-depth", type=_positive_int, help="PCT bug depth d (default 3)")
-    ctl.add_argument("--max-preemptions", type=_count, help="dfs: preemption bound (default 2)")
-    ctl.add_argument("--max-schedules", type=_positive_int,
-                     help="dfs: schedules to run at most (default 200)")
+    controlled = ", ".join(m.name for m in MODES.values() if m.controlled)
+    ctl = p.add_argument_group(f"controlled scheduling (--sched {controlled})")
+    ctl.add_argument("--steps", type=_positive_int,
+                     help="step budget of a run (workers stop there)" + _default("steps"))
+    for param in _strategy_params():
+        ctl.add_argument(param.flag, type=_count if param.minimum == 0 else _positive_int,
+                         help=param.help + _default(param.name))
     ctl.add_argument("--seeds", type=_seed_range, metavar="A-B",
                      help="run every seed from A to B and report how many failed")
     ctl.add_argument("--intercept", action=argparse.BooleanOptionalAction, default=None,
                      help="plain threading, queue and time act through the scheduler "
-                          f"(default: {'on' if RunConfig.intercept else 'off'})")
+                          f"(default: {'on' if DEFAULTS['intercept'] else 'off'})")
     ctl.add_argument("--instrument", type=_module_list, metavar="MODULE[,MODULE...]",
                      help="schedule points at every shared access of these modules' code")
     ctl.add_argument("--trace-out", metavar="FILE", help="write the schedule (JSON) to FILE")
     ctl.add_argument("--replay", metavar="FILE", help="replay a schedule written by --trace-out "
                      "(its run parameters come from the file)")
-    ctl.add_argument("--shrink", dest="shrink_runs", type=_count, nargs="?", const=60,
-                     metavar="RUNS", help="shrink a failing schedule before reporting it, "
-                     "with at most RUNS re-runs (default 60)")
+    ctl.add_argument("--shrink", dest="shrink_runs", type=_count, nargs="?",
+                     const=SHRINK_RUNS, metavar="RUNS",
+                     help="shrink a failing schedule before reporting it, with at most RUNS "
+                          f"re-runs (default {SHRINK_RUNS})")
     model = p.add_argument_group("model")
-    model.add_argument("--nodes", type=_count, help="NUMA nodes (default 4)")
-    model.add_argument("--cpus", type=_count, help="CPUs (default 8)")
-    model.add_argument("--scheme", choices=("rcu", "rwlock", "reuse"),
-                       help="read-side protection (default rcu)")
-    model.add_argument("--flavor", help="RCU flavor: qsbr, memb or MODULE:ATTR (default qsbr)")
-    model.add_argument("--srcu", help="SRCU domain: builtin or MODULE:ATTR (default builtin)")
-    model.add_argument("--remover", choices=("corrected", "posted"),
-                       help="corrected (waits on RCU and SRCU) or posted (the RFC as posted)")
-    model.add_argument("--zonelist", choices=("stop-machine", "seqcount"),
-                       help="how build_all_zonelists() excludes readers")
-    model.add_argument("--policy-mode", choices=("veto", "rebind"),
-                       help="what a mempolicy does when its node goes offline")
+    model.add_argument("--nodes", type=_count, help="NUMA nodes" + _default("nodes"))
+    model.add_argument("--cpus", type=_count, help="CPUs" + _default("cpus"))
+    _choice(model, "scheme", "read-side protection")
+    plugin = ("a plug-in (the current directory is put first on sys.path to import "
+              "MODULE)")
+    model.add_argument("--flavor", help=f"RCU flavor: {', '.join(FLAVORS)} or MODULE:ATTR, "
+                       f"{plugin}{_default('flavor')}")
+    model.add_argument("--srcu", help=f"SRCU domain: {', '.join(SRCU_DOMAINS)} or "
+                       f"MODULE:ATTR, {plugin}{_default('srcu')}")
+    _choice(model, "remover", "the remover (posted: the RFC as posted, whose wait misses "
+                              "SRCU readers)")
+    _choice(model, "zonelist", "how build_all_zonelists() excludes readers")
+    _choice(model, "policy_mode", "what a mempolicy does when its node goes offline")
     threads = p.add_argument_group("threads")
-    for name, default in (("allocators", 2), ("iterators", 2), ("sleepers", 1),
-                          ("policy-users", 1), ("fake-writers", 1)):
-        threads.add_argument(f"--{name}", type=_count, help=f"(default {default})")
+    for name in ("allocators", "iterators", "sleepers", "policy_users", "fake_writers"):
+        threads.add_argument(f"--{name.replace('_', '-')}", type=_count,
+                             help=_default(name).strip())
     out = p.add_argument_group("output")
     out.add_argument("--quiet", action="store_true", help="no status lines")
     out.add_argument("--json", metavar="FILE", help="write the JSON report to FILE ('-': stdout)")
     return p
+
+
+def _strategy_params() -> list[Param]:
+    """The options of the controlled strategies (``--pct-depth``, ...), each once, that
+    are ``RunConfig`` fields (the run length, ``steps``, is the step budget)."""
+    seen: dict[str, Param] = {}
+    for spec in STRATEGIES.values():
+        for param in spec.params:
+            if param.name in DEFAULTS:
+                seen.setdefault(param.name, param)
+    return list(seen.values())
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -187,11 +224,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         cfg.validate()
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
-    controlled = cfg.sched in CONTROLLED_SCHED
-    if not controlled and (args.seeds or args.trace_out or args.shrink_runs
-                           or args.instrument or args.intercept is not None):
-        raise _UsageError("--seeds, --trace-out, --shrink, --intercept and --instrument need "
-                          "a controlled --sched (random, pct or dfs)")
+    if not is_controlled(cfg.sched) and (args.seeds or args.trace_out or args.shrink_runs
+                                         or args.instrument or args.intercept is not None):
+        controlled = ", ".join(m.name for m in MODES.values() if m.controlled)
+        raise _UsageError(f"--seeds, --trace-out, --shrink, --intercept and --instrument "
+                          f"need a controlled --sched ({controlled})")
     load_instrumented(cfg.instrument)
     return cfg
 
@@ -270,7 +307,8 @@ def _bisectable(code: int) -> int:
 
 
 #: Subcommands: ``rcu-pgdat-stress NAME ...`` runs ``module.main(rest)``.
-SUBCOMMANDS = {"bench": "stress.bench", "mutants": "stress.mutants", "bisect": "stress.bisect"}
+SUBCOMMANDS = {"bench": "stress.bench", "mutants": "stress.mutants", "bisect": "stress.bisect",
+               "torture": "stress.torture"}
 
 
 def _main(argv: list[str]) -> int:
@@ -304,7 +342,7 @@ def _main(argv: list[str]) -> int:
     return _finish(result, args, out)
 
 
-def _finish(result: RunResult, args: argparse.Namespace, out: TextIO,
+def _finish(result: StressResult, args: argparse.Namespace, out: TextIO,
             preface: str = "") -> int:
     """Write the trace, print the summary, write the JSON; returns the exit code."""
     if result.interrupted:
@@ -320,7 +358,7 @@ def _finish(result: RunResult, args: argparse.Namespace, out: TextIO,
     return code
 
 
-def _save_trace(result: RunResult, args: argparse.Namespace) -> str | None:
+def _save_trace(result: StressResult, args: argparse.Namespace) -> str | None:
     """Where the schedule went: ``--trace-out``, or a file of its own for a failure."""
     schedule = result.schedule
     if schedule is None or schedule.trace is None or result.config.replay is not None:
@@ -337,7 +375,7 @@ def _save_trace(result: RunResult, args: argparse.Namespace) -> str | None:
 def _sweep(cfg: RunConfig, seeds: range, args: argparse.Namespace, out: TextIO) -> int:
     from .controlled import sweep_seeds
 
-    def note(seed: int, result: RunResult) -> None:
+    def note(seed: int, result: StressResult) -> None:
         if not args.quiet:
             bad = "!!! " if result.violations else ""
             kinds = ",".join(sorted({v.kind.value for v in result.violations})) or "clean"

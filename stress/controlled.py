@@ -26,7 +26,8 @@ from rcu_pgdat.harness import Limits, Session, execute, replay, settle, shrink_s
 from rcu_pgdat.harness import step_budget
 from rcu_pgdat.sched import Trace
 
-from .run import Built, RunConfig, RunResult, build, gp_latencies
+from .build import Built, StressResult, build, gp_latencies
+from .config import RunConfig
 
 __all__ = ["run_controlled", "limits", "livelock_bound", "config_from_trace",
            "SweepReport", "sweep_seeds", "WIND_DOWN_STEPS"]
@@ -50,7 +51,7 @@ def limits(cfg: RunConfig) -> Limits:
                   instrument=cfg.instrument)
 
 
-def run_controlled(cfg: RunConfig) -> RunResult:
+def run_controlled(cfg: RunConfig) -> StressResult:
     """One controlled run of ``cfg``: a seed's schedule, ``cfg.replay``'s, or DFS's.
 
     With ``cfg.shrink_runs`` a failing schedule is shrunk (fewer preemptions, fewer
@@ -71,7 +72,7 @@ def run_controlled(cfg: RunConfig) -> RunResult:
     built = session.latest()
     settle(built, result, budget_hint="Workers stop at --steps; a run that cannot wind "
            "down within as many steps again waits for something that never happens.")
-    return RunResult(cfg, list(built.collector.violations), built.stats, built.system,
+    return StressResult(cfg, list(built.collector.violations), built.stats, built.system,
                      time.monotonic() - started, False, gp_latencies(built.system),
                      schedule=result, explored=explored)
 
@@ -98,7 +99,7 @@ class SweepReport:
 
     seeds: range
     failed: list[int]
-    first: RunResult | None
+    first: StressResult | None
     runs: int
 
     def summary(self) -> str:
@@ -113,10 +114,10 @@ class SweepReport:
 
 
 def sweep_seeds(cfg: RunConfig, seeds: range,
-                progress: Callable[[int, RunResult], None] | None = None) -> SweepReport:
+                progress: Callable[[int, StressResult], None] | None = None) -> SweepReport:
     """Run ``cfg`` once per seed; keep the first failing run (shrunk if asked)."""
     failed: list[int] = []
-    first: RunResult | None = None
+    first: StressResult | None = None
     for seed in seeds:
         result = run_controlled(replace(cfg, seed=seed,
                                         shrink_runs=cfg.shrink_runs if first is None else 0))

@@ -1,11 +1,15 @@
 """Loading RCU flavors and SRCU domains: built-in names or a user's ``module:attr``.
 
-A plug-in is named by import path. ``attr`` may be a class or a factory (called with no
-argument) or a ready instance. It must have the protocol's required methods
-(``rcu_pgdat.rcu.protocol``); anything else the harness uses is optional. A plug-in that
-does not import, has no such attribute, raises while it is built, or lacks a required
-method raises :class:`PluginError`, which the CLI turns into exit code 125 so that
-``git bisect run`` skips the commit.
+The built-in names are registries, ``FLAVORS`` and ``SRCU_DOMAINS`` (name -> factory),
+which the CLI's help and the torture subcommand list. A plug-in is named by import
+path; to import it (or a module ``--instrument`` names), the current directory is put
+first on ``sys.path`` (as ``python -m`` does), only then and only once: importing this
+module changes nothing. ``attr`` may be a class or a factory (called with no argument)
+or a ready instance. It must have the protocol's required methods
+(``rcu_pgdat.rcu.protocol``); anything else the harness uses is optional. A plug-in
+that does not import, has no such attribute, raises while it is built, or lacks a
+required method raises :class:`PluginError`, which the CLI turns into exit code 125 so
+that ``git bisect run`` skips the commit.
 """
 
 from __future__ import annotations
@@ -13,14 +17,19 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 from rcu_pgdat.errors import RCUPgdatError
+from rcu_pgdat.rcu import SRCU, Memb, QSBR
 from rcu_pgdat.rcu.protocol import RCU_REQUIRED, SRCU_REQUIRED
 
-__all__ = ["PluginError", "load_flavor", "load_srcu", "load_instrumented", "BUILTIN_FLAVORS"]
+__all__ = ["PluginError", "load_flavor", "load_srcu", "load_instrumented", "FLAVORS",
+           "SRCU_DOMAINS"]
 
-BUILTIN_FLAVORS = ("qsbr", "memb")
+#: The built-in RCU flavors by name (``--flavor``), each a factory of a fresh instance.
+FLAVORS: dict[str, Callable[[], Any]] = {"qsbr": QSBR, "memb": Memb}
+#: The built-in SRCU domains by name (``--srcu``): a factory taking the domain's name.
+SRCU_DOMAINS: dict[str, Callable[[str], Any]] = {"builtin": SRCU}
 
 
 class PluginError(RCUPgdatError):
@@ -32,6 +41,7 @@ def _import_attr(spec: str) -> Any:
     if not sep or not module_name or not attr:
         raise PluginError(f"plug-in {spec!r} is not of the form MODULE:ATTR "
                           "(for example mypkg.myrcu:MyRCU)")
+    _cwd_on_path()
     try:
         module = importlib.import_module(module_name)
     except BaseException as exc:   # SyntaxError, SystemExit in module code, ...
@@ -62,31 +72,28 @@ def _instantiate(spec: str, obj: Any, required: tuple[str, ...], what: str) -> A
 
 
 def load_flavor(spec: str) -> Any:
-    """An RCU flavor: ``qsbr``, ``memb`` or ``MODULE:ATTR``."""
-    if spec == "qsbr":
-        from rcu_pgdat.rcu.qsbr import QSBR
-        return QSBR()
-    if spec == "memb":
-        from rcu_pgdat.rcu.memb import Memb
-        return Memb()
+    """An RCU flavor: a name in ``FLAVORS`` or ``MODULE:ATTR``."""
+    if spec in FLAVORS:
+        return FLAVORS[spec]()
     if ":" not in spec:
-        raise PluginError(f"unknown flavor {spec!r}: qsbr, memb or MODULE:ATTR")
+        raise PluginError(f"unknown flavor {spec!r}: {', '.join(FLAVORS)} or MODULE:ATTR")
     return _instantiate(spec, _import_attr(spec), RCU_REQUIRED, "RCU")
 
 
 def load_srcu(spec: str, name: str = "pgdat") -> Any:
-    """An SRCU domain: ``builtin`` or ``MODULE:ATTR``."""
-    if spec == "builtin":
-        from rcu_pgdat.rcu.srcu import SRCU
-        return SRCU(name)
+    """An SRCU domain: a name in ``SRCU_DOMAINS`` or ``MODULE:ATTR``."""
+    if spec in SRCU_DOMAINS:
+        return SRCU_DOMAINS[spec](name)
     if ":" not in spec:
-        raise PluginError(f"unknown SRCU {spec!r}: builtin or MODULE:ATTR")
+        raise PluginError(f"unknown SRCU {spec!r}: {', '.join(SRCU_DOMAINS)} or MODULE:ATTR")
     return _instantiate(spec, _import_attr(spec), SRCU_REQUIRED, "SRCU")
 
 
 def load_instrumented(names: tuple[str, ...]) -> None:
     """Import the modules ``--instrument`` names (a module that does not import is a
     plug-in that does not import: :class:`PluginError`)."""
+    if names:
+        _cwd_on_path()
     for name in names:
         try:
             importlib.import_module(name)
@@ -97,9 +104,6 @@ def load_instrumented(names: tuple[str, ...]) -> None:
 
 
 def _cwd_on_path() -> None:
-    """Let ``module:attr`` name a module in the current directory, as ``python -m`` does."""
+    """Let ``MODULE:ATTR`` name a module in the current directory, as ``python -m`` does."""
     if "" not in sys.path:
         sys.path.insert(0, "")
-
-
-_cwd_on_path()

@@ -17,7 +17,8 @@ from typing import Any
 
 from rcu_pgdat.check import Kind
 
-from .run import RunConfig, RunResult
+from .build import StressResult
+from .config import RunConfig
 from .workers import SECTION_BUCKETS, WorkerStats
 
 __all__ = ["JSON_FORMAT", "JSON_VERSION", "reproduce_line", "params_line", "summary",
@@ -66,14 +67,14 @@ def params_line(cfg: RunConfig) -> str:
     return "rcu-pgdat-stress: " + " ".join(f"{k}={getattr(cfg, k)}" for k in keys)
 
 
-def verdict(result: RunResult) -> str:
+def verdict(result: StressResult) -> str:
     """``SUCCESS``, ``FAILURE`` or ``INTERRUPTED``."""
     if result.violations:
         return "FAILURE"
     return "INTERRUPTED" if result.interrupted else "SUCCESS"
 
 
-def _by_kind(result: RunResult) -> dict[str, dict[str, int]]:
+def _by_kind(result: StressResult) -> dict[str, dict[str, int]]:
     totals: dict[str, dict[str, int]] = {}
     for stats in result.workers.values():
         row = totals.setdefault(stats.kind, {"threads": 0, **{c: 0 for c in _COUNTERS}})
@@ -107,7 +108,7 @@ def _bucket_label(i: int) -> str:
     return f"<{unit(bound)}" if bound != float("inf") else f">={unit(SECTION_BUCKETS[i - 1])}"
 
 
-def _schedule_line(result: RunResult) -> str | None:
+def _schedule_line(result: StressResult) -> str | None:
     sch = result.schedule
     if sch is None:
         return None
@@ -120,7 +121,7 @@ def _schedule_line(result: RunResult) -> str | None:
     return line
 
 
-def summary(result: RunResult, program: str = "rcu-pgdat-stress",
+def summary(result: StressResult, program: str = "rcu-pgdat-stress",
             trace_file: str | None = None) -> str:
     """The end-of-run text (see the module docstring)."""
     s = result.system
@@ -174,7 +175,7 @@ def summary(result: RunResult, program: str = "rcu-pgdat-stress",
     return "\n".join(lines)
 
 
-def to_json(result: RunResult, exit_code: int, program: str = "rcu-pgdat-stress",
+def to_json(result: StressResult, exit_code: int, program: str = "rcu-pgdat-stress",
             trace_file: str | None = None) -> dict[str, Any]:
     """The JSON document of a run (see the module docstring and the README)."""
     s = result.system

@@ -1,6 +1,6 @@
 """Named scenarios, like rcutorture's TREE01 / SRCU-N configurations.
 
-A scenario is a set of :class:`~stress.run.RunConfig` values; flags given on the command
+A scenario is a set of :class:`~stress.config.RunConfig` values; flags given on the command
 line override them. Every scenario is a *correct* configuration: it must end with no
 violation (the mutant catalogue is where broken ones live). ``--list-scenarios`` prints
 this table.

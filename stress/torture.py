@@ -4,7 +4,8 @@ Why it finds broken grace periods
 ---------------------------------
 Writers keep replacing one shared element (``current``). An element's ``pipe_count``
 records its age: 0 while it is current, 1 once a writer unlinked it (retired), and one
-more for every grace period that completes after that; at ``PIPE_LEN`` it is freed
+more for every grace period that completes after that; at ``PIPE_LEN`` (the oracles'
+pipeline length, ``rcu_pgdat.check.PIPE_LEN``) it is freed
 (poisoned). Readers, inside (randomly nested) read-side sections, pick up ``current``,
 linger, and then look at the element's ``pipe_count`` once more before they leave.
 
@@ -47,14 +48,11 @@ from functools import partial
 from typing import Any
 
 from rcu_pgdat import sched
-from rcu_pgdat.rcu import QSBR, Memb
+from rcu_pgdat.check import PIPE_LEN
 
-__all__ = ["PIPE_LEN", "TortureResult", "run_torture", "main"]
+from .plugins import FLAVORS, load_flavor
 
-#: Grace periods an element goes through after retirement before it is freed.
-PIPE_LEN = 10
-
-FLAVORS: dict[str, Callable[[], Any]] = {"qsbr": QSBR, "memb": Memb}
+__all__ = ["TortureResult", "run_torture", "main"]
 
 
 class Element:
@@ -281,20 +279,25 @@ def run_torture(flavor_name: str | Callable[[], Any] = "qsbr", duration: float =
                 stat_interval: float = 0.5, stall_timeout: float = 5.0) -> TortureResult:
     """Torture one flavor for ``duration`` seconds; see the module comment.
 
-    ``flavor_name`` is ``"qsbr"``, ``"memb"`` or a factory returning an object that
-    implements ``rcu_pgdat.rcu.RCUFlavor``. A thread that does not finish within
-    ``stall_timeout`` seconds after the run is told to stop is reported as a stall.
+    ``flavor_name`` is what ``--flavor`` takes (a name in ``stress.plugins.FLAVORS`` or
+    ``MODULE:ATTR``) or a factory returning an object that implements
+    ``rcu_pgdat.rcu.RCUFlavor``. A thread that does not finish within ``stall_timeout``
+    seconds after the run is told to stop is reported as a stall.
     """
     if readers < 1 or writers < 1:
         raise ValueError(f"need at least one reader and one writer, got "
                          f"readers={readers} writers={writers}")
-    factory = FLAVORS[flavor_name] if isinstance(flavor_name, str) else flavor_name
-    flavor = factory()
+    if isinstance(flavor_name, str):
+        flavor = load_flavor(flavor_name)
+    else:
+        factory = flavor_name
+        flavor = factory()
     name = str(getattr(flavor, "name", flavor_name))
     result = TortureResult(name, duration, seed, readers, writers)
     if isinstance(flavor_name, str):
-        result.reproduce = (f"python -m stress.torture {flavor_name} --duration {duration:g}"
-                            f" --seed {seed} --readers {readers} --writers {writers}")
+        result.reproduce = (f"rcu-pgdat-stress torture {flavor_name} --duration "
+                            f"{duration:g} --seed {seed} --readers {readers} "
+                            f"--writers {writers}")
     else:
         where = f"{factory.__module__}.{getattr(factory, '__qualname__', factory)}"
         result.reproduce = (f"run_torture({where}, duration={duration:g}, seed={seed}, "
@@ -333,15 +336,24 @@ def run_torture(flavor_name: str | Callable[[], Any] = "qsbr", duration: float =
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m stress.torture FLAVOR [--duration S] [--seed N] ...``"""
-    parser = argparse.ArgumentParser(prog="python -m stress.torture",
-                                     description="A short rcutorture-like run.")
-    parser.add_argument("flavor", choices=sorted(FLAVORS))
-    parser.add_argument("--duration", type=float, default=2.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--readers", type=int, default=4)
-    parser.add_argument("--writers", type=int, default=2)
+    """``rcu-pgdat-stress torture FLAVOR [--duration S] [--seed N] ...``: 0 on
+    SUCCESS, 1 on FAILURE, 2 for bad usage (a plug-in that does not load: 125, from
+    the CLI)."""
+    parser = argparse.ArgumentParser(
+        prog="rcu-pgdat-stress torture",
+        description="A short rcutorture-like run of one RCU flavor: readers check how "
+                    "many grace periods the element they hold has seen (Reader Pipe).")
+    parser.add_argument("flavor", help=f"{', '.join(FLAVORS)} or MODULE:ATTR (a plug-in; "
+                        "the current directory is put on sys.path to import MODULE)")
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds (default 2)")
+    parser.add_argument("--seed", type=int, default=0, help="(default 0)")
+    parser.add_argument("--readers", type=int, default=4, help="(default 4)")
+    parser.add_argument("--writers", type=int, default=2, help="(default 2)")
     args = parser.parse_args(argv)
+    if args.flavor not in FLAVORS and ":" not in args.flavor:
+        parser.error(f"unknown flavor {args.flavor!r}: {', '.join(FLAVORS)} or MODULE:ATTR")
+    if args.readers < 1 or args.writers < 1 or args.duration <= 0:
+        parser.error("--duration must be positive, --readers and --writers at least 1")
     result = run_torture(args.flavor, args.duration, args.seed, args.readers, args.writers)
     print(result.format())
     return 0 if result.success else 1

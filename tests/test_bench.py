@@ -321,7 +321,7 @@ def test_a_mode_that_raises_shows_error_and_the_others_still_run(
     monkeypatch.setattr(stress_run, "SCHED_MODES", ("stress", "naive", "pct"))
     real_run = stress_run.run
 
-    def run(cfg: stress_run.RunConfig, **kw: Any) -> stress_run.RunResult:
+    def run(cfg: stress_run.RunConfig, **kw: Any) -> stress_run.StressResult:
         if cfg.sched == "pct":
             raise NotImplementedError("controlled model runs are not built")
         return real_run(cfg, **kw)

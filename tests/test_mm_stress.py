@@ -13,18 +13,18 @@ from typing import Any
 
 import pytest
 
-from stress.run import RunConfig, RunResult, run
+from stress.run import RunConfig, StressResult, run
 
 #: Threads for these runs: three policy users make vetoes and rebinds frequent.
 THREADS: dict[str, Any] = dict(policy_users=3)
 
 
-def _run(**kwargs: Any) -> RunResult:
+def _run(**kwargs: Any) -> StressResult:
     kwargs.setdefault("stall_timeout", 8.0)
     return run(RunConfig(**kwargs), status=None)
 
 
-def _describe(result: RunResult) -> str:
+def _describe(result: StressResult) -> str:
     return "\n".join(v.format() for v in result.violations)
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from rcu_pgdat import sched
 from rcu_pgdat.rcu import Memb
-from stress.torture import PIPE_LEN, run_torture
+from rcu_pgdat.check import PIPE_LEN
+from stress.torture import run_torture
 from test_rcu_support import NO_WAIT
 
 

@@ -32,7 +32,7 @@ from ..harness.checked import CheckedRCU, CheckedSRCU
 from .locks import RWSem
 from .task import Task
 
-__all__ = ["Scheme", "RCUScheme", "RWLockScheme", "ReuseScheme"]
+__all__ = ["Scheme", "RCUScheme", "RWLockScheme", "ReuseScheme", "SCHEMES"]
 
 
 class Scheme:
@@ -236,3 +236,8 @@ class RWLockScheme(Scheme):
         self.sem.up_write()
 
     synchronize_sched = synchronize_all
+
+
+#: The protection schemes by name (``--scheme``): the registry ``System`` builds from.
+SCHEMES: dict[str, type[Scheme]] = {"rcu": RCUScheme, "rwlock": RWLockScheme,
+                                    "reuse": ReuseScheme}

@@ -51,7 +51,7 @@ from .nodemask import NodeMap
 from .notifier import MemoryNotifier
 from .page_alloc import Page, PageAllocator
 from .pgdat import PglistData, Zone, alloc_node_data
-from .scheme import RCUScheme, ReuseScheme, RWLockScheme, Scheme
+from .scheme import SCHEMES, RCUScheme, RWLockScheme, Scheme
 from .stop_machine import StopMachine
 from .task import Task
 from .topology import Topology
@@ -65,10 +65,10 @@ class SystemConfig:
     """How the modelled kernel is built and behaves. Times are scheduler time."""
 
     topology: Topology = field(default_factory=Topology)
-    scheme: str = "rcu"                    # rcu | rwlock | reuse
-    remover: str = "corrected"             # corrected | posted
-    zonelist_mode: str = "stop-machine"    # stop-machine | seqcount
-    policy_mode: str = "veto"              # veto | rebind
+    scheme: str = "rcu"                    # a name in SCHEMES
+    remover: str = "corrected"             # a name in REMOVERS
+    zonelist_mode: str = "stop-machine"    # a name in ZONELIST_MODES
+    policy_mode: str = "veto"              # a name in POLICY_MODES
     migrate: bool = True                   # offline migrates pages before waiting
     migrate_probability: float = 0.05      # tasks load-balance at cond_resched
     offline_timeout: float = 0.5           # EBUSY after this long waiting for pages
@@ -77,16 +77,12 @@ class SystemConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` with a plain message for an impossible configuration."""
-        if self.scheme not in ("rcu", "rwlock", "reuse"):
-            raise ValueError(f"unknown scheme {self.scheme!r}: rcu, rwlock or reuse")
-        if self.remover not in REMOVERS:
-            raise ValueError(f"unknown remover {self.remover!r}: {', '.join(REMOVERS)}")
-        if self.zonelist_mode not in ZONELIST_MODES:
-            raise ValueError(f"unknown zonelist mode {self.zonelist_mode!r}: "
-                             f"{', '.join(ZONELIST_MODES)}")
-        if self.policy_mode not in POLICY_MODES:
-            raise ValueError(f"unknown policy mode {self.policy_mode!r}: "
-                             f"{', '.join(POLICY_MODES)}")
+        for what, name, names in (("scheme", self.scheme, SCHEMES),
+                                  ("remover", self.remover, REMOVERS),
+                                  ("zonelist mode", self.zonelist_mode, ZONELIST_MODES),
+                                  ("policy mode", self.policy_mode, POLICY_MODES)):
+            if name not in names:
+                raise ValueError(f"unknown {what} {name!r}: {', '.join(names)}")
         if self.offline_timeout <= 0:
             raise ValueError("offline_timeout must be positive")
 
@@ -167,8 +163,7 @@ class System:
 
     def _make_scheme(self, rcu: Any, srcu: Any, scheme_cls: type[Scheme] | None) -> Scheme:
         """The configured scheme; ``scheme_cls`` (a subclass of it) replaces its class."""
-        cls: type[Scheme] = {"rcu": RCUScheme, "reuse": ReuseScheme,
-                             "rwlock": RWLockScheme}[self.config.scheme]
+        cls: type[Scheme] = SCHEMES[self.config.scheme]
         if scheme_cls is not None:
             if not issubclass(scheme_cls, cls):
                 raise UsageError(f"scheme_cls {scheme_cls.__name__} is not a subclass of "

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from rcu_pgdat.check.null import NullOracles
 from rcu_pgdat.mm import system as _system
-from stress.run import RunConfig, RunResult, run
+from stress.run import RunConfig, StressResult, run
 
 __all__ = ["oracles_switched", "reader_run", "reads_per_second", "violation_kinds"]
 
@@ -45,7 +45,7 @@ def oracles_switched(on: bool) -> Iterator[None]:
 
 def reader_run(*, scheme: str = "rcu", iterators: int = 1, nodes: int = 4,
                fake_writers: int = 0, duration: float = 1.0, sched: str = "naive",
-               seed: int = 1, oracles: bool = True) -> RunResult:
+               seed: int = 1, oracles: bool = True) -> StressResult:
     """One run of ``iterators`` readers under ``scheme`` while the remover churns nodes."""
     cfg = RunConfig(scheme=scheme, iterators=iterators, allocators=0, sleepers=0,
                     policy_users=0, fake_writers=fake_writers, nodes=nodes,
@@ -55,11 +55,11 @@ def reader_run(*, scheme: str = "rcu", iterators: int = 1, nodes: int = 4,
         return run(cfg, status=None)
 
 
-def reads_per_second(result: RunResult) -> float:
+def reads_per_second(result: StressResult) -> float:
     """Reads of every worker per second of the run (setup and shutdown included)."""
     return sum(s.reads for s in result.workers.values()) / result.elapsed
 
 
-def violation_kinds(result: RunResult) -> list[str]:
+def violation_kinds(result: StressResult) -> list[str]:
     """The kinds of the violations a run found (a benchmark run should find none)."""
     return [str(v.kind) for v in result.violations]

@@ -2,7 +2,7 @@
 
 Latency: each cell is one stress run (``_runs.reader_run``) with N node iterators on M
 nodes, the remover and two fake writers issuing grace periods; every grace period the
-checked wrapper timed (``RunResult.gp_latencies``, scheduler time: seconds here) is a
+checked wrapper timed (``StressResult.gp_latencies``, scheduler time: seconds here) is a
 sample. Median and 99th percentile per flavor key; the samples go to the JSON and to
 the ``--plot`` histogram.
 

@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from stress.run import RunConfig, RunResult, run
+from stress.run import RunConfig, StressResult, run
 
 from ._common import Options, Section, ratio
 
@@ -36,7 +36,7 @@ SCALE_CONFIG: dict[str, Any] = dict(nodes=64, cpus=128, allocators=64, iterators
                                     policy_users=64, sleepers=63, fake_writers=0)
 
 
-def _remover_ops(result: RunResult) -> int:
+def _remover_ops(result: StressResult) -> int:
     """Offline and online attempts the remover finished (any outcome: ok, veto, EBUSY)."""
     return sum(result.workers["remover"].results.values())
 

@@ -1,0 +1,119 @@
+"""Building a stress run: the model, the workers and the harness's run, for both kinds.
+
+:func:`build` is the one translation of a :class:`~stress.config.RunConfig` into what
+runs: the flavors (plug-ins loaded, mutants plugged in where the real code goes), the
+model's ``SystemConfig`` and ``System``, the workers' shared context, and a
+:class:`Built` (the harness's ``Run``) with one thread per worker. Free-running runs
+(``stress.free``) start its threads themselves; controlled runs (``stress.controlled``)
+hand it to the scheduler, which rebuilds it for every execution. Only the durations
+differ: seconds free-running, scheduler steps controlled.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from rcu_pgdat import sched
+from rcu_pgdat.check import Violation
+from rcu_pgdat.harness import Run, StoppingCollector
+from rcu_pgdat.mm.system import System, SystemConfig
+from rcu_pgdat.mm.topology import Topology
+from rcu_pgdat.mutants import MUTANTS
+
+from .config import RunConfig
+from .plugins import load_flavor, load_srcu
+from .workers import WORKER_KINDS, RunContext, WorkerStats, run_worker
+
+__all__ = ["Built", "build", "StressResult", "gp_latencies", "FREE_TIMES", "CONTROLLED_TIMES"]
+
+#: Durations of the model per mode: seconds free-running, scheduler steps controlled.
+FREE_TIMES = {"sleep_time": 0.02, "remover_pause": 0.001, "offline_timeout": 0.5}
+CONTROLLED_TIMES = {"sleep_time": 3000.0, "remover_pause": 10.0, "offline_timeout": 3000.0}
+
+
+class Built(Run):
+    """A freshly built run: the harness's run of the model's oracles, with the model,
+    the workers' shared context and their counters; one thread per worker, the
+    scheme's shutdown (callback workers) and the pages-conserved check at rest."""
+
+    def __init__(self, system: System, ctx: RunContext) -> None:
+        super().__init__(system.oracles)
+        self.system = system
+        self.ctx = ctx
+        self.stats: dict[str, WorkerStats] = {}
+        self.shutdowns.append(system.scheme.shutdown)
+        self.checks.append(system.check_pages_conserved)
+
+    def progress_kinds(self) -> tuple[str, ...]:
+        return self.system.progress_kinds()
+
+
+def build(cfg: RunConfig, *, controlled: bool = False) -> Built:
+    """Build the model and the workers of ``cfg`` (nothing runs yet).
+
+    Free-running, durations are seconds; controlled, they are scheduler steps
+    (``CONTROLLED_TIMES``), and workers stop once the clock reaches ``cfg.steps``.
+    """
+    rcu = load_flavor(cfg.flavor)
+    srcu = load_srcu(cfg.srcu)
+    broken: dict[str, Any] = {}
+    bodies_by_kind = dict(WORKER_KINDS)
+    for name in cfg.inject:                 # plugged in where the real code goes
+        mutant = MUTANTS[name]
+        rcu = mutant.flavor_cls() if mutant.flavor_cls else rcu
+        srcu = mutant.srcu_cls(getattr(srcu, "name", "pgdat")) if mutant.srcu_cls else srcu
+        broken.update(mutant.system_kwargs)
+        bodies_by_kind.update(mutant.workers)
+    collector = StoppingCollector(stop_on_first=not cfg.keep_going)
+    topology = Topology(nr_nodes=cfg.nodes, nr_cpus=cfg.cpus)
+    times = CONTROLLED_TIMES if controlled else FREE_TIMES
+    system = System(SystemConfig(topology=topology, scheme=cfg.scheme, remover=cfg.remover,
+                                 zonelist_mode=cfg.zonelist, policy_mode=cfg.policy_mode,
+                                 offline_timeout=times["offline_timeout"], seed=cfg.seed),
+                    rcu, srcu, collector, **broken)
+    ctx = RunContext(system, sched.Event("run.stop"), cfg.seed,
+                     sleep_time=times["sleep_time"], remover_pause=times["remover_pause"],
+                     deadline=float(cfg.steps) if controlled else math.inf)
+    built = Built(system, ctx)
+    for kind, name in cfg.thread_plan():
+        reader = kind not in ("remover", "fake-writer")
+        task = system.new_task(name, reader=reader)
+        stats = built.stats[name] = WorkerStats(kind)
+        built.spawn(name, functools.partial(run_worker, ctx, task, stats,
+                                            bodies_by_kind[kind]))
+    return built
+
+
+def gp_latencies(system: System) -> dict[str, list[float]]:
+    """Grace-period latencies per flavor/domain key (scheduler time)."""
+    latencies = {}
+    for attr in ("rcu", "srcu"):
+        wrapper = getattr(system.scheme, attr, None)
+        if wrapper is not None:
+            latencies[wrapper.key] = list(wrapper.gp_latencies)
+    return latencies
+
+
+@dataclass
+class StressResult:
+    """What a stress run (free-running or controlled) found and counted."""
+
+    config: RunConfig
+    violations: list[Violation]
+    workers: dict[str, WorkerStats]
+    system: System
+    elapsed: float
+    interrupted: bool = False
+    gp_latencies: dict[str, list[float]] = field(default_factory=dict)
+    #: Controlled runs: the scheduler's result (outcome, steps, trace, table).
+    schedule: Any = None
+    #: DFS runs: the exploration's result (schedules run, exhausted or not).
+    explored: Any = None
+
+    @property
+    def ok(self) -> bool:
+        """No violation and not interrupted."""
+        return not self.violations and not self.interrupted

@@ -1,0 +1,170 @@
+"""The configuration of a stress run: every knob, its default, and what is impossible.
+
+``RunConfig`` is the one description of a run: the CLI's flags map one to one onto its
+fields (their defaults are the CLI's defaults), scenarios are sets of its values, a
+trace carries it, and :func:`~stress.build.build` translates it, once, into the model's
+``SystemConfig`` and the workers. Fields whose value is a name in a registry are
+listed in ``CHOICES`` (the CLI's ``choices=`` come from there too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, fields
+from typing import Any
+
+from rcu_pgdat import sched
+from rcu_pgdat.errors import UsageError
+from rcu_pgdat.harness import MODES
+from rcu_pgdat.mm.hotplug import REMOVERS
+from rcu_pgdat.mm.mempolicy import POLICY_MODES
+from rcu_pgdat.mm.scheme import SCHEMES
+from rcu_pgdat.mm.zonelist import ZONELIST_MODES
+from rcu_pgdat.mutants import MUTANTS
+
+from .workers import WORKER_KINDS
+
+__all__ = ["RunConfig", "CHOICES", "DEFAULTS"]
+
+#: ``RunConfig`` fields whose value is a name in a registry, and that registry.
+CHOICES: dict[str, Collection[str]] = {
+    "scheme": SCHEMES,
+    "remover": REMOVERS,
+    "zonelist": ZONELIST_MODES,
+    "policy_mode": POLICY_MODES,
+    "sched": MODES,
+}
+
+
+@dataclass
+class RunConfig:
+    """Every knob of a run; the CLI flags map one to one onto these fields, and their
+    defaults are the CLI's."""
+
+    duration: float = 10.0
+    seed: int = 1
+    nodes: int = 4
+    cpus: int = 8
+    allocators: int = 2
+    iterators: int = 2
+    sleepers: int = 1
+    policy_users: int = 1
+    fake_writers: int = 1
+    scheme: str = "rcu"
+    flavor: str = "qsbr"
+    srcu: str = "builtin"
+    remover: str = "corrected"
+    zonelist: str = "stop-machine"
+    policy_mode: str = "veto"
+    sched: str = "stress"
+    stall_timeout: float = 10.0
+    status_interval: float = 2.0
+    keep_going: bool = False
+    scenario: str | None = None
+    #: Known-bad variants to plug in, by name (``rcu_pgdat.mutants``): the run must
+    #: report them. Empty: the code as configured.
+    inject: tuple[str, ...] = ()
+    #: Controlled modes: the step budget (workers stop at this clock), PCT's depth,
+    #: DFS's preemption bound, and a schedule to replay instead of a seed's.
+    steps: int = 20000
+    pct_depth: int = 3
+    max_preemptions: int = 2
+    max_schedules: int = 200
+    replay: str | None = None
+    #: Re-runs allowed to shrink a failing controlled schedule (0: do not shrink).
+    shrink_runs: int = 0
+    #: Controlled modes: plain threading/queue/time act through the scheduler, and the
+    #: shared accesses of these modules are schedule points (``rcu_pgdat.sched``).
+    intercept: bool = True
+    instrument: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` with one line saying what is impossible."""
+        if self.duration <= 0:
+            raise ValueError(f"--duration must be positive, got {self.duration}")
+        if self.nodes < 1:
+            raise ValueError(f"--nodes must be at least 1, got {self.nodes}")
+        if self.cpus < self.nodes:
+            raise ValueError(f"--cpus ({self.cpus}) must be at least --nodes ({self.nodes}): "
+                             "every node needs a CPU")
+        for name in ("allocators", "iterators", "sleepers", "policy_users", "fake_writers"):
+            count = getattr(self, name)
+            if not 0 <= count <= 64:
+                raise ValueError(f"--{name.replace('_', '-')} must be 0..64, got {count}")
+        if self.allocators + self.iterators + self.sleepers + self.policy_users == 0:
+            raise ValueError("no reader threads: give at least one allocator, iterator, "
+                             "sleeper or policy user")
+        for name, names in CHOICES.items():
+            value = getattr(self, name)
+            if value not in names:
+                raise ValueError(f"--{name.replace('_', '-')} must be one of "
+                                 f"{', '.join(names)}, got {value!r}")
+        if self.stall_timeout <= 0:
+            raise ValueError(f"--stall-timeout must be positive, got {self.stall_timeout}")
+        for module in self.instrument:
+            if not all(part.isidentifier() for part in module.split(".")):
+                raise ValueError(f"--instrument takes module names (a.b,c), got {module!r}")
+        self._validate_strategy_options()
+        self._validate_inject()
+
+    def _validate_strategy_options(self) -> None:
+        """The strategies' own checks (``--steps``, ``--pct-depth``, ...), whichever
+        strategy runs: a flag given is a flag checked."""
+        for spec in sched.STRATEGIES.values():
+            try:
+                spec.options(self.strategy_options())
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
+
+    def _validate_inject(self) -> None:
+        slots: dict[str, str] = {}
+        for name in self.inject:
+            if name not in MUTANTS:
+                raise ValueError(f"unknown mutant {name!r}; --list-mutants shows them")
+            mutant = MUTANTS[name]
+            for key, value in mutant.needs.items():
+                have = getattr(self, key)
+                ok = have >= value if isinstance(value, int) else have == value
+                if not ok:
+                    want = f"at least {value}" if isinstance(value, int) else value
+                    raise ValueError(f"mutant {name} needs --{key.replace('_', '-')} "
+                                     f"{want}, not {have}")
+            if "remover_cls" in mutant.system_kwargs and self.remover != "corrected":
+                raise ValueError(f"mutant {name} replaces the remover: leave --remover at "
+                                 f"corrected, not {self.remover}")
+            taken = [*mutant.system_kwargs, *mutant.workers,
+                     *(["flavor"] if mutant.flavor_cls else []),
+                     *(["srcu"] if mutant.srcu_cls else [])]
+            for slot in taken:
+                if slot in slots:
+                    raise ValueError(f"mutants {slots[slot]} and {name} both replace "
+                                     f"{slot}; inject them in separate runs")
+                slots[slot] = name
+
+    def thread_plan(self) -> list[tuple[str, str]]:
+        """``(kind, thread name)`` of every worker, in creation order (deterministic)."""
+        counts = {"allocator": self.allocators, "iterator": self.iterators,
+                  "sleeper": self.sleepers, "policy": self.policy_users,
+                  "fake-writer": self.fake_writers, "remover": 1}
+        plan = []
+        for kind in WORKER_KINDS:
+            n = counts[kind]
+            for i in range(n):
+                plan.append((kind, kind if kind == "remover" else f"{kind}-{i}"))
+        return plan
+
+    def strategy_options(self) -> dict[str, Any]:
+        """The options of the controlled strategies (``rcu_pgdat.sched.STRATEGIES``):
+        workers loop until the step budget, so it is the run length."""
+        return {"steps": self.steps, "pct_depth": self.pct_depth,
+                "max_preemptions": self.max_preemptions,
+                "max_schedules": self.max_schedules}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters, for the JSON document and the echo at the start."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+
+#: Every field's default (what the CLI's help says).
+DEFAULTS: dict[str, Any] = RunConfig().as_dict()

@@ -1,0 +1,135 @@
+"""A free-running stress run: real threads for ``--duration`` seconds, watched.
+
+The main thread is not a model thread: it starts the run's threads (the workers and the
+harness's teardown), prints a status line now and then, runs the watchdog, and at the
+end stops the workers, checks what can only be checked at rest (pages conserved,
+sections left open) and builds the result. It never waits without a bound: a thread
+that does not stop is reported as a stall with every thread's stack, and the run still
+ends.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any, Callable, TextIO
+
+from rcu_pgdat import sched
+from rcu_pgdat.check import Kind, Violation, thread_stacks
+from rcu_pgdat.mm.system import System
+
+from .build import StressResult, build, gp_latencies
+from .config import RunConfig
+from .workers import WorkerStats
+
+__all__ = ["run_free", "report_stall"]
+
+
+def _status(result_so_far: dict[str, Any]) -> str:
+    return ("[{elapsed:6.1f}s] gps={gps} offline/online={offlines}/{onlines} "
+            "vetoes={vetoes} ebusy={ebusy} reads={reads} allocs={allocs} "
+            "violations={violations}").format(**result_so_far)
+
+
+def _snapshot(system: System, stats: dict[str, WorkerStats], started: float) -> dict[str, Any]:
+    ostats = system.oracles.stats()
+    return dict(elapsed=time.monotonic() - started,
+                gps=sum(k.grace_periods for k in ostats.keys),
+                offlines=system.stats.offlines, onlines=system.stats.onlines,
+                vetoes=system.stats.vetoes, ebusy=system.stats.ebusy,
+                reads=sum(s.reads for s in stats.values()),
+                allocs=sum(s.allocations for s in stats.values()),
+                violations=len(system.collector.violations))
+
+
+class _Watchdog:
+    """Turns a remover whose cycle count stops moving into a stall report."""
+
+    def __init__(self, system: System, remover: WorkerStats, timeout: float) -> None:
+        self.system = system
+        self.remover = remover
+        self.timeout = timeout
+        self.last_loops = -1
+        self.last_change = time.monotonic()
+
+    def check(self) -> bool:
+        """``True`` (and a report) when the remover made no step for ``timeout``."""
+        now = time.monotonic()
+        if self.remover.loops != self.last_loops:
+            self.last_loops = self.remover.loops
+            self.last_change = now
+            return False
+        if now - self.last_change < self.timeout:
+            return False
+        report_stall(self.system, "of the remover (writer stall)",
+                     f"The remover made no progress for {now - self.last_change:.1f}s, "
+                     f"in phase {self.system.remover.phase!r}")
+        return True
+
+
+def report_stall(system: System, subject: str, what: str) -> None:
+    """Report a stall with every thread's stack and the model's state."""
+    system.collector.report(Violation(
+        kind=Kind.STALL, subject=subject, thread="watchdog", what=what,
+        details=f"{system!r}\n{system.stop_machine!r}\n\n{thread_stacks()}"))
+
+
+def run_free(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
+             progress: Callable[[dict[str, Any]], None] | None = None,
+             stop: threading.Event | None = None) -> StressResult:
+    """One free-running run of a validated ``cfg`` (see the module docstring)."""
+    built = build(cfg)
+    system, ctx, stats = built.system, built.ctx, built.stats
+    collector = system.collector
+    scheduler = (sched.StressScheduler(seed=cfg.seed) if cfg.sched == "stress"
+                 else sched.Scheduler())
+    started = time.monotonic()
+    interrupted = False
+    with sched.install(scheduler), collector.install_excepthook(), \
+            system.oracles.might_sleep_checks():
+        threads = [sched.spawn(body, name) for name, body in built.bodies().items()]
+        ctx.deadline = started + cfg.duration
+        for thread in threads:
+            thread.start()
+        watchdog = _Watchdog(system, stats["remover"], cfg.stall_timeout)
+        deadline = started + cfg.duration
+        last_status = started
+        try:
+            while not collector.stopped and (stop is None or not stop.is_set()):
+                now = time.monotonic()
+                if now >= deadline:
+                    break
+                ctx.stop.wait(timeout=min(0.05, deadline - now))
+                if watchdog.check():
+                    break
+                if time.monotonic() - last_status >= cfg.status_interval:
+                    last_status = time.monotonic()
+                    snap = _snapshot(system, stats, started)
+                    if progress is not None:
+                        progress(snap)
+                    elif status is not None:
+                        print(_status(snap), file=status, flush=True)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            ctx.stop.set()
+            stuck = _join(system, threads, cfg.stall_timeout)
+        if not stuck:
+            built.check_at_rest()
+    return StressResult(cfg, list(collector.violations), stats, system,
+                     time.monotonic() - started, interrupted, gp_latencies(system))
+
+
+def _join(system: System, threads: list[threading.Thread], timeout: float) -> list[str]:
+    """Wait (bounded) for the workers and the teardown; the ones that do not end are a
+    stall (a teardown stuck in a callback worker's shutdown, too)."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threads if t.is_alive()]
+    if stuck:
+        report_stall(system, f"of {', '.join(stuck)}",
+                     f"{', '.join(stuck)} did not stop within {timeout:.1f}s of the end of "
+                     "the run")
+    return stuck
