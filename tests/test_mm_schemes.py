@@ -38,10 +38,10 @@ def _reader_kinds(system: System, task: Task) -> int:
     free_pages(system, page)
     token = scheme.read_lock_sleepable(task)
     try:
-        pgdat = system.NODE_DATA(task.numa_node_id())
-        assert pgdat is not None
+        # Preemptible: the node may go offline after numa_node_id() named it.
+        pgdat = system.NODE_DATA(system.numa_node_id(task))
         task.sleep(0.001)                                    # blocks inside the section
-        zones += len(pgdat.node_zonelists.zonerefs)
+        zones += len(pgdat.node_zonelists.zonerefs) if pgdat is not None else 0
     finally:
         scheme.read_unlock_sleepable(task, token)
     task.cond_resched()

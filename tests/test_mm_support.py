@@ -4,10 +4,11 @@
   every violation kept, and tears its callback workers down afterwards.
 * :class:`Tasks` runs model tasks in real, named threads that act only when told to
   (``rcu_pgdat.check.testing.Actors`` underneath). Between two steps a task waits for
-  its next command the way a kernel task sleeps: off CPU and, outside a non-preemptible
-  section, QSBR-offline, so stop-machine and grace periods do not wait for an idle
-  task. Inside a ``pgdat_remove_read_lock()`` section it stays on CPU and online, as a
-  reader preempted inside its section would: the remover must wait for it.
+  its next command the way a kernel task sleeps: outside a non-preemptible section,
+  QSBR-offline, so grace periods do not wait for an idle task (nor does stop-machine,
+  which waits only for non-preemptible regions). Inside a ``pgdat_remove_read_lock()``
+  section it stays online and inside its region, as a reader preempted inside its
+  section would: the remover must wait for it.
 * :class:`GatedRemover` is the corrected remover with an event at the start of every
   step and optional gates, so a test can hold the remover before a step and act then.
 """
@@ -88,7 +89,7 @@ class Tasks:
         self.system = system
         self.actors = Actors(*names)
         self.tasks = {name: system.new_task(name, reader=reader) for name in names}
-        self._idle: dict[str, tuple[bool, bool]] = {}
+        self._idle: dict[str, bool] = {}
 
     def __enter__(self) -> Tasks:
         self.actors.__enter__()
@@ -118,19 +119,14 @@ class Tasks:
 
     def _go_idle(self, task: Task) -> None:
         """Wait for the next command like a sleeping task (module doc)."""
-        if not task.reader or task.atomic_depth:
-            self._idle[task.name] = (False, False)
-            return
-        self.system.stop_machine.leave(task)
-        self.system.scheme.thread_offline()
-        self._idle[task.name] = (True, True)
+        offline = task.reader and not task.atomic_depth
+        if offline:
+            self.system.scheme.thread_offline()
+        self._idle[task.name] = offline
 
     def _wake(self, task: Task) -> None:
-        off_cpu, offline = self._idle.pop(task.name, (False, False))
-        if offline:
+        if self._idle.pop(task.name, False):
             self.system.scheme.thread_online()
-        if off_cpu:
-            self.system.stop_machine.arrive(task)
 
     def _step(self, task: Task, fn: Callable[..., R], args: tuple[Any, ...]) -> R:
         self._wake(task)
@@ -229,16 +225,16 @@ for _step in STEPS:
 # -- the helpers' own tests ------------------------------------------------------------
 
 
-def test_tasks_go_off_cpu_and_offline_between_steps() -> None:
+def test_tasks_go_offline_between_steps_and_stay_in_their_sections() -> None:
     with built() as system, Tasks(system, "reader") as tasks:
         task = tasks["reader"]
-        assert task.state == "offcpu"
-        assert tasks.run("reader", lambda: task.state) == "running"
-        # Inside a non-preemptible section the task stays on CPU between steps.
+        assert task.stopper is None and system.stop_machine.running_tasks() == []
+        # Inside a non-preemptible section the task stays in its region between steps.
         tasks.run("reader", system.scheme.read_lock, task)
-        assert task.state == "running" and task.atomic_depth == 1
+        assert task.atomic_depth == 1 and task.stopper is system.stop_machine.cpus[task.cpu]
+        assert system.stop_machine.running_tasks() == ["reader"]
         tasks.run("reader", system.scheme.read_unlock, task)
-        assert task.state == "offcpu"
+        assert task.stopper is None and system.stop_machine.running_tasks() == []
         # An idle task holds neither a grace period nor a stop-machine up.
         system.scheme.synchronize_all()
         assert system.stop_machine.run(lambda: 7) == 7

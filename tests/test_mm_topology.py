@@ -16,7 +16,7 @@ from rcu_pgdat.mm.hotplug import OK
 from rcu_pgdat.mm.locks import SeqCount
 from rcu_pgdat.mm.nodemask import NodeMap
 from rcu_pgdat.mm.page_alloc import alloc_pages, free_pages
-from rcu_pgdat.mm.stop_machine import PARKED, RUNNING, Participant, StopMachine
+from rcu_pgdat.mm.stop_machine import Participant, StopMachine
 from rcu_pgdat.mm.system import System
 from rcu_pgdat.mm.topology import ZONE_NAMES, Topology
 from rcu_pgdat.mm.zonelist import build_all_zonelists
@@ -254,7 +254,7 @@ def test_stop_machine_rebuild_waits_for_a_reader_inside_its_section() -> None:
     assert system.collector.ok
 
 
-def test_stop_machine_parks_a_task_at_its_safe_point() -> None:
+def test_stop_machine_holds_tasks_at_safe_points_and_section_entries() -> None:
     with built() as system, Tasks(system, "worker") as tasks, Actors("remover") as actors:
         task = tasks["worker"]
         inside, release = threading.Event(), threading.Event()
@@ -264,52 +264,107 @@ def test_stop_machine_parks_a_task_at_its_safe_point() -> None:
             assert release.wait(STEP_TIMEOUT)
             return "done"
         stopped = actors.start("remover", system.stop_machine.run, held)
-        assert inside.wait(STEP_TIMEOUT)                # running with every task stopped
-        step = tasks.start("worker", task.cond_resched)
-        assert sched.wait_until(lambda: task.state == PARKED, "parked", timeout=STEP_TIMEOUT)
-        assert not step.done()
+        assert inside.wait(STEP_TIMEOUT)                # running with every CPU stopped
+        assert tasks.run("worker", lambda: "ran") == "ran"   # preemptible code runs on
+        resched = tasks.start("worker", task.cond_resched)
+        with pytest.raises(FutureTimeout):
+            resched.result(0.1)                         # its CPU runs the stopper
+        release.set()
+        assert stopped.result(STEP_TIMEOUT) == "done"
+        resched.result(STEP_TIMEOUT)
+        inside.clear()
+        release.clear()
+        stopped = actors.start("remover", system.stop_machine.run, held)
+        assert inside.wait(STEP_TIMEOUT)
+        step = tasks.start("worker", system.scheme.read_lock, task)
+        with pytest.raises(FutureTimeout):
+            step.result(0.1)                            # waits out the stop
+        assert task.atomic_depth == 0 and system.stop_machine.running_tasks() == []
         release.set()
         assert stopped.result(STEP_TIMEOUT) == "done"
         step.result(STEP_TIMEOUT)
+        assert task.atomic_depth == 1
         # Safe points are outside sections: asking for one inside is refused.
-        tasks.run("worker", system.scheme.read_lock, task)
         with pytest.raises(UsageError, match="non-preemptible"):
             tasks.run("worker", task.cond_resched)
-        tasks.run("worker", system.scheme.read_unlock, task)
-        # A participant on CPU cannot stop the machine: it would wait for itself.
+        # A task inside a section cannot stop the machine: it would wait for itself.
         with pytest.raises(UsageError, match="wait for itself"):
             tasks.run("worker", system.stop_machine.run, lambda: None)
+        tasks.run("worker", system.scheme.read_unlock, task)
 
 
-class LateRunningStopMachine(StopMachine):
-    """Tests ``active`` before storing RUNNING: the Dekker order the docstring forbids."""
+def test_stop_machine_waits_for_each_cpu_not_each_task() -> None:
+    with built(nodes=2, cpus=2) as system:
+        names = [f"t{i}" for i in range(12)]
+        with Tasks(system, *names) as tasks, Actors("remover") as actors:
+            for name in names:                          # six tasks on each CPU
+                assert tasks[name].cpu == int(name[1:]) % 2
+            tasks.run("t0", system.scheme.read_lock, tasks["t0"])
+            tasks.run("t1", system.scheme.read_lock, tasks["t1"])
+            # The other ten are busy in preemptible code, between safe points: a stop
+            # does not wait for them (it would wait for every task to reach one).
+            release = threading.Event()
+            busy = [tasks.start(name, release.wait, STEP_TIMEOUT) for name in names[2:]]
+            stopped = actors.start("remover", system.stop_machine.run, lambda: "ran")
+            assert sched.wait_until(lambda: system.stop_machine.active, "active",
+                                    timeout=STEP_TIMEOUT)
+            assert [repr(cpu) for cpu in system.stop_machine.cpus] == [
+                "<cpu0 stopped inside=['t0']>", "<cpu1 stopped inside=['t1']>"]
+            tasks.run("t0", system.scheme.read_unlock, tasks["t0"])
+            with pytest.raises(FutureTimeout):
+                stopped.result(0.1)                     # cpu1 still runs t1's section
+            tasks.run("t1", system.scheme.read_unlock, tasks["t1"])
+            assert stopped.result(STEP_TIMEOUT) == "ran"
+            assert not any(step.done() for step in busy)
+            release.set()
+            assert all(step.result(STEP_TIMEOUT) for step in busy)
+    assert system.collector.ok
 
-    def arrive(self, task: Participant) -> None:
-        if self.active:
-            self.park(task)
-        sched.point("stop_machine:arrive")
-        task.state = RUNNING
+
+class LateRegisteringStopMachine(StopMachine):
+    """Tests ``stopped`` before registering the task: the Dekker order the docstring
+    forbids."""
+
+    def enter(self, task: Participant) -> None:
+        cpu = self.cpus[task.cpu]
+        if cpu.stopped:
+            sched.wait_until(cpu.running, "stopped")
+        sched.point("stop_machine:enter")
+        cpu.inside.add(task)
+        task.stopper = cpu
 
 
-@pytest.mark.parametrize("cls", [StopMachine, LateRunningStopMachine])
-def test_a_task_coming_back_on_cpu_never_runs_inside_a_stop_machine(cls: type) -> None:
+@pytest.mark.parametrize("cls", [StopMachine, LateRegisteringStopMachine])
+def test_a_task_entering_a_section_never_runs_inside_a_stop_machine(cls: type) -> None:
     with built() as system:
-        system.stop_machine = cls()
+        system.stop_machine = cls(system.topology.nr_cpus)
         with Tasks(system, "worker") as tasks, Actors("remover") as actors:
+            task = tasks["worker"]
+            in_fn = threading.Event()
+
+            def section() -> bool:
+                system.scheme.read_lock(task)
+                try:
+                    return in_fn.is_set()            # a stopped machine's fn is running
+                finally:
+                    system.scheme.read_unlock(task)
+
+            def fn() -> None:
+                in_fn.set()
+                sched.wait_until(step.done, "step", 0.3)
+                in_fn.clear()
             pauser = Pauser()
-            reached, gate = pauser.pause("worker", "stop_machine:arrive")
+            reached, gate = pauser.pause("worker", "stop_machine:enter")
             with sched.install(pauser):
-                # The step's body reports whether it ran while a stop-machine was in force.
-                step = tasks.start("worker", lambda: system.stop_machine.active)
+                step = tasks.start("worker", section)
                 assert reached.wait(STEP_TIMEOUT)          # between A and B (or B and A)
-                stopper = actors.start("remover", system.stop_machine.run,
-                                       lambda: sched.wait_until(step.done, "step", 0.3))
+                stopper = actors.start("remover", system.stop_machine.run, fn)
                 assert sched.wait_until(lambda: system.stop_machine.active, "active",
                                         timeout=STEP_TIMEOUT)
                 gate.set()
                 ran_inside = step.result(STEP_TIMEOUT)
                 stopper.result(STEP_TIMEOUT)
-            assert ran_inside == (cls is LateRunningStopMachine)
+            assert ran_inside == (cls is LateRegisteringStopMachine)
 
 
 def test_seqcount_rebuild_makes_an_overlapping_allocator_retry() -> None:

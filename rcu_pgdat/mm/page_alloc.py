@@ -128,7 +128,8 @@ class PageAllocator:
                 nid = policy_node(system, task, policy)
                 pgdat = system.NODE_DATA(nid)
                 if pgdat is None:
-                    return None      # the local node went away under a broken remover
+                    return None      # the node went offline since policy_node() chose it
+                                     # (a preemptible rwlock section), or a broken remover
                 for zone in list(pgdat.node_zonelists.zonerefs):
                     sched.point("alloc:zone")
                     if bind is not None and zone.zone_pgdat not in bind:

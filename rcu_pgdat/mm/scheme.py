@@ -19,8 +19,9 @@ The same reader code runs under each scheme; only these primitives change.
     a full grace period of every flavor readers use has elapsed since; resetting
     earlier races with ``for_each_populated_zone()`` walkers.
 
-Non-sleepable sections also count in ``task.atomic_depth``: stop-machine cannot park a
-task inside one (``stop_machine``), and ``cond_resched()`` inside one is refused.
+Non-sleepable sections are non-preemptible regions of the task
+(``task.preempt_disable``): a stop-machine waits until they end (``stop_machine``), and
+``cond_resched()`` inside one is refused.
 """
 
 from __future__ import annotations
@@ -127,12 +128,12 @@ class RCUScheme(Scheme):
         self.rcu.thread_online()
 
     def read_lock(self, task: Task) -> None:
-        task.atomic_depth += 1
+        task.preempt_disable()
         self.rcu.read_lock()
 
     def read_unlock(self, task: Task) -> None:
         self.rcu.read_unlock()
-        task.atomic_depth -= 1
+        task.preempt_enable()
 
     def read_lock_sleepable(self, task: Task) -> Any:
         return self.srcu.read_lock()
@@ -169,8 +170,8 @@ class RWLockScheme(Scheme):
     """One reader-writer semaphore for every reader; the remover writes under it.
 
     It is a semaphore, not a spinning ``rwlock_t``: a sleepable reader must be able to
-    hold it across a sleep, so every reader waits for it off CPU (a stop-machine does
-    not wait for a task blocked in ``down_read``), and its sections are preemptible.
+    hold it across a sleep, so its sections are preemptible (a stop-machine does not
+    wait for a reader inside one, nor for one blocked in ``down_read``).
     """
 
     name = "rwlock"
@@ -189,12 +190,7 @@ class RWLockScheme(Scheme):
         task.rw_nesting += 1
         if task.rw_nesting > 1:
             return
-        stopper = task.system.stop_machine
-        stopper.leave(task)
-        try:
-            self.sem.down_read()
-        finally:
-            stopper.arrive(task)
+        self.sem.down_read()
 
     def _up_read(self, task: Task) -> None:
         task.rw_nesting -= 1

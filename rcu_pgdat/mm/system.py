@@ -147,7 +147,7 @@ class System:
         self.node_removing = NodeMap(n, "node_removing_map")
         self.node_data: list[PglistData | None] = [None] * n
         self.cpu_online = [True] * self.topology.nr_cpus
-        self.stop_machine = StopMachine()
+        self.stop_machine = StopMachine(self.topology.nr_cpus)
         self.zonelist_seq = SeqCount("zonelist_update_seq")
         self.notifier = MemoryNotifier()
         self.tasks: list[Task] = []
@@ -227,13 +227,23 @@ class System:
                 yield zone
 
     def numa_node_id(self, task: Task) -> int:
-        """The task's node; naming an offline node is the RFC's ``BUG_ON``."""
-        nid = task.numa_node_id()
-        sched.point("numa_node_id")
-        if not self.node_online.test(nid):
-            self.report(Kind.BUG, f"in numa_node_id(): cpu{task.cpu} is on offline node{nid}",
-                        f"{task.name} runs on cpu{task.cpu} of node{nid}, which is offline: "
-                        "CPUs must be offlined before their node")
+        """The task's node; naming an offline node is the RFC's ``BUG_ON``.
+
+        Read and checked in a non-preemptible region (as ``get_cpu()`` would), where the
+        task's CPU cannot change: the check sees where the task runs, never a CPU it was
+        moved off meanwhile. A caller in preemptible code (a sleepable or ``rwlock``
+        section) gets a node that may go offline after the return, as in the kernel.
+        """
+        task.preempt_disable()
+        try:
+            nid = task.numa_node_id()
+            sched.point("numa_node_id")
+            if not self.node_online.test(nid):
+                self.report(Kind.BUG, f"in numa_node_id(): cpu{task.cpu} is on offline "
+                            f"node{nid}", f"{task.name} runs on cpu{task.cpu} of node{nid}, "
+                            "which is offline: CPUs must be offlined before their node")
+        finally:
+            task.preempt_enable()
         return nid
 
     # -- CPUs -------------------------------------------------------------------------

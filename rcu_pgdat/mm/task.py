@@ -3,14 +3,16 @@
 Each worker thread of a run owns one :class:`Task`. Fields and who writes them:
 
 ``cpu``
-    Written by the task itself at a safe point (load balancing), and by CPU hotplug
-    inside ``stop_machine`` while the task is parked or off CPU: never while the task
-    is inside a non-preemptible section, so ``numa_node_id()`` is stable there.
+    Written by the task itself at a safe point (load balancing, inside a migration
+    region on the CPU it leaves), and by CPU hotplug inside ``stop_machine`` (when no
+    task is inside a non-preemptible region): never while the task is inside one, so
+    ``numa_node_id()`` is stable there.
 ``mempolicy``
     Replaced whole under ``policy_lock`` (see ``mempolicy``).
-``state``, ``atomic_depth``
-    Written by the task (``state`` also by the stop-machine protocol it takes part in);
-    ``atomic_depth`` counts open non-preemptible read-side sections.
+``atomic_depth``, ``stopper``
+    Written by the task: ``atomic_depth`` counts open non-preemptible regions
+    (``preempt_disable``); ``stopper`` is the CPU stopper the outermost one registered
+    with (``stop_machine``), ``None`` outside every region.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from typing import TYPE_CHECKING
 from .. import sched
 from ..errors import UsageError
 from .mempolicy import Mempolicy
-from .stop_machine import OFFCPU
 
 if TYPE_CHECKING:
+    from .stop_machine import CPUStopper
     from .system import System
 
 __all__ = ["Task", "current_task"]
@@ -45,14 +47,15 @@ class Task:
                  reader: bool = True) -> None:
         self.system = system
         self.name = name
-        #: Readers take part in stop-machine and in QSBR; the remover and fake writers
-        #: do not: in the kernel they sleep in their grace-period waits, off CPU.
+        #: Readers register with the RCU flavor (QSBR) and migrate between CPUs; the
+        #: remover and fake writers do not: in the kernel they sleep in their
+        #: grace-period waits, off CPU.
         self.reader = reader
         self.cpu = cpu
         self.mempolicy = Mempolicy()
         self.policy_lock = sched.Mutex(f"{name}.policy_lock")
-        self.state = OFFCPU
         self.atomic_depth = 0
+        self.stopper: CPUStopper | None = None
         self.rw_nesting = 0          # rwlock scheme: nesting of its read sections
         self.interleave_next = 0
         # A task's own choices derive from the run seed and its name only.
@@ -61,27 +64,38 @@ class Task:
     # -- lifecycle (called in the task's own thread) -------------------------------
 
     def enter(self) -> None:
-        """Bind this task to the calling thread and put it on a CPU."""
+        """Bind this task to the calling thread (and register it with the flavor)."""
         _current.task = self
         if self.reader:
-            self.system.stop_machine.attach(self)
             self.system.scheme.register_thread()
-            self.system.stop_machine.arrive(self)
 
     def exit(self) -> None:
-        """Leave: off CPU, out of stop-machine and the RCU flavor's registry."""
+        """Leave: out of the RCU flavor's registry; a section left open is reported."""
         if self.reader:
-            self.system.stop_machine.leave(self)
-            self.system.stop_machine.detach(self)
             self.system.scheme.unregister_thread()
         else:
             self.system.oracles.thread_exit()
         _current.task = None
 
+    # -- non-preemptible regions --------------------------------------------------------
+
+    def preempt_disable(self) -> None:
+        """Enter a non-preemptible region (nests); the outermost one holds up a
+        stop-machine until it ends, and waits out one in force (``stop_machine``)."""
+        if self.atomic_depth == 0:
+            self.system.stop_machine.enter(self)
+        self.atomic_depth += 1
+
+    def preempt_enable(self) -> None:
+        """Leave a non-preemptible region."""
+        self.atomic_depth -= 1
+        if self.atomic_depth == 0:
+            self.system.stop_machine.exit(self)
+
     # -- scheduling --------------------------------------------------------------------
 
     def cond_resched(self) -> None:
-        """A safe point: report a quiescent state, honour stop-machine, maybe migrate.
+        """A safe point: report a quiescent state, maybe migrate to another CPU.
 
         Must be called outside every non-preemptible section.
         """
@@ -92,24 +106,33 @@ class Task:
         if not self.reader:
             return
         self.system.scheme.quiescent_state()
-        self.system.stop_machine.park(self)
+        self.system.stop_machine.preempt_point(self)
         if self.rng.random() < self.system.config.migrate_probability:
+            self.migrate()
+
+    def migrate(self) -> None:
+        """Move to a random online CPU (load balancing).
+
+        A non-preemptible region on the CPU it leaves: a ``cpu_down`` cannot take a CPU
+        down between the choice and the store, nor move the task while it moves itself.
+        """
+        self.preempt_disable()
+        try:
             online = self.system.cpus_online()
             if online:
                 sched.point("task:migrate")
                 self.cpu = online[self.rng.randrange(len(online))]
+        finally:
+            self.preempt_enable()
 
     def sleep(self, duration: float) -> None:
-        """Sleep off CPU: neither a stop-machine nor a QSBR grace period waits for us.
+        """Sleep off CPU: a QSBR grace period does not wait for us.
 
         Legal only outside non-sleepable sections (the lockdep checks report it
-        otherwise); a sleepable (SRCU) section may stay open across it.
+        otherwise, and a stop-machine waits for the sleeper as its stopper would); a
+        sleepable (SRCU) section may stay open across it.
         """
-        if not self.reader:
-            sched.sleep(duration)
-            return
-        quiescent = self.atomic_depth == 0   # else the lockdep checks report the sleep
-        self.system.stop_machine.leave(self)
+        quiescent = self.reader and self.atomic_depth == 0
         if quiescent:
             self.system.scheme.thread_offline()
         try:
@@ -117,7 +140,6 @@ class Task:
         finally:
             if quiescent:
                 self.system.scheme.thread_online()
-            self.system.stop_machine.arrive(self)
 
     def numa_node_id(self) -> int:
         """The node of the CPU this task runs on (the kernel's ``numa_node_id()``)."""
@@ -125,4 +147,4 @@ class Task:
 
     def __repr__(self) -> str:
         return (f"<Task {self.name} cpu={self.cpu} node={self.numa_node_id()} "
-                f"{self.state} atomic={self.atomic_depth} policy={self.mempolicy}>")
+                f"atomic={self.atomic_depth} policy={self.mempolicy}>")
