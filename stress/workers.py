@@ -101,8 +101,12 @@ def run_worker(ctx: RunContext, task: Task, stats: WorkerStats,
         task.enter()
         try:
             body(ctx, task, stats)
-        finally:
+        except sched.RunStopped:
+            raise                        # unwound by the scheduler: no exit checks
+        except BaseException:
             task.exit()
+            raise
+        task.exit()
     except ViolationError:
         pass                             # reported where it happened
     except sched.RunStopped:
