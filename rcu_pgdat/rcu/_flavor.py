@@ -308,7 +308,10 @@ class FlavorBase(Generic[R]):
     def _synchronize(self) -> None:
         sched.point("rcu:gp:snap")
         cookie = self._gp.snap()      # before queueing on the lock; see "sharing" above
-        with self._gp_lock:
+        # Queue until we hold the lock or the grace periods of others have covered us.
+        if not self._gp_lock.acquire_unless(lambda: self._gp.done(cookie)):
+            return
+        try:
             sched.point("rcu:gp:check")
             if self._gp.done(cookie):
                 return
@@ -320,6 +323,8 @@ class FlavorBase(Generic[R]):
             self._wait_for_readers()
             sched.point("rcu:gp:end")
             self._gp.end()            # after the wait: poll_state() may now say done
+        finally:
+            self._gp_lock.release()
         sched.progress(f"{self.name}: grace period")
 
     def get_state(self) -> int:
