@@ -24,7 +24,11 @@ from rcu_pgdat.mutants import MUTANTS
 
 from .workers import WORKER_KINDS
 
-__all__ = ["RunConfig", "CHOICES", "DEFAULTS"]
+__all__ = ["RunConfig", "CHOICES", "DEFAULTS", "STALL_SCALE_THREADS"]
+
+#: Threads up to which ``--stall-timeout`` is the free-running stall limit as given;
+#: beyond, the limit grows in proportion (``RunConfig.stall_limit``).
+STALL_SCALE_THREADS = 64
 
 #: ``RunConfig`` fields whose value is a name in a registry, and that registry.
 CHOICES: dict[str, Collection[str]] = {
@@ -140,6 +144,16 @@ class RunConfig:
                     raise ValueError(f"mutants {slots[slot]} and {name} both replace "
                                      f"{slot}; inject them in separate runs")
                 slots[slot] = name
+
+    def stall_limit(self) -> float:
+        """Seconds without progress that a free-running run reports as a stall.
+
+        ``stall_timeout`` for up to ``STALL_SCALE_THREADS`` threads, in proportion
+        beyond: the longest wait of a correct remover is a grace period (or a
+        stop-machine) waiting out the slowest reader's current section, and every
+        thread gets its share of one interpreter, so that wait grows with the threads.
+        """
+        return self.stall_timeout * max(1.0, len(self.thread_plan()) / STALL_SCALE_THREADS)
 
     def thread_plan(self) -> list[tuple[str, str]]:
         """``(kind, thread name)`` of every worker, in creation order (deterministic)."""

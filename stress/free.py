@@ -20,7 +20,7 @@ from rcu_pgdat.check import Kind, Violation, thread_stacks
 from rcu_pgdat.mm.system import System
 
 from .build import StressResult, build, gp_latencies
-from .config import RunConfig
+from .config import STALL_SCALE_THREADS, RunConfig
 from .workers import WorkerStats
 
 __all__ = ["run_free", "report_stall"]
@@ -44,27 +44,38 @@ def _snapshot(system: System, stats: dict[str, WorkerStats], started: float) -> 
 
 
 class _Watchdog:
-    """Turns a remover whose cycle count stops moving into a stall report."""
+    """A writer stall: for the stall limit, no step of the remover and none of the
+    progress the configuration makes (``System.progress_kinds``: grace periods,
+    callbacks, write-side sections), as the scheduler counts it."""
 
-    def __init__(self, system: System, remover: WorkerStats, timeout: float) -> None:
+    def __init__(self, system: System, scheduler: sched.Scheduler, cfg: RunConfig) -> None:
         self.system = system
-        self.remover = remover
-        self.timeout = timeout
-        self.last_loops = -1
+        self.scheduler = scheduler
+        self.timeout = cfg.stall_limit()
+        self.limit_text = f"--stall-timeout {cfg.stall_timeout:g}"
+        if self.timeout != cfg.stall_timeout:
+            self.limit_text += (f" per {STALL_SCALE_THREADS} threads: {self.timeout:g}s for "
+                                f"{len(cfg.thread_plan())}")
+        self.last_mark: tuple[int, int] = (-1, -1)
         self.last_change = time.monotonic()
 
     def check(self) -> bool:
-        """``True`` (and a report) when the remover made no step for ``timeout``."""
+        """``True`` (and a report) when nothing progressed for the limit."""
         now = time.monotonic()
-        if self.remover.loops != self.last_loops:
-            self.last_loops = self.remover.loops
+        mark = (self.system.remover.steps, self.scheduler.progress_count)
+        if mark != self.last_mark:
+            self.last_mark = mark
             self.last_change = now
             return False
         if now - self.last_change < self.timeout:
             return False
+        remover = self.system.remover
         report_stall(self.system, "of the remover (writer stall)",
-                     f"The remover made no progress for {now - self.last_change:.1f}s, "
-                     f"in phase {self.system.remover.phase!r}")
+                     f"No progress for {now - self.last_change:.1f}s, over the configured "
+                     f"limit ({self.limit_text}): no remover step and none of "
+                     f"{', '.join(self.system.progress_kinds())}. Remover so far: "
+                     f"{remover.progress_report()}, for {now - remover.phase_since:.1f}s; "
+                     f"last progress: {self.scheduler.last_progress}")
         return True
 
 
@@ -92,7 +103,7 @@ def run_free(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
         ctx.deadline = started + cfg.duration
         for thread in threads:
             thread.start()
-        watchdog = _Watchdog(system, stats["remover"], cfg.stall_timeout)
+        watchdog = _Watchdog(system, scheduler, cfg)
         deadline = started + cfg.duration
         last_status = started
         try:
@@ -114,7 +125,7 @@ def run_free(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
             interrupted = True
         finally:
             ctx.stop.set()
-            stuck = _join(system, threads, cfg.stall_timeout)
+            stuck = _join(system, threads, cfg.stall_limit())
         if not stuck:
             built.check_at_rest()
     return StressResult(cfg, list(collector.violations), stats, system,

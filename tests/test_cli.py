@@ -162,6 +162,11 @@ def test_stuck_reader_is_reported_as_a_stall() -> None:
                "--flavor", "user_rcu:StuckReaderRCU")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "BUG: stall of the remover (writer stall)" in proc.stdout
+    # What was exceeded, what progress the run would have shown, how far the remover got.
+    assert "over the configured limit (--stall-timeout 1): no remover step and none of " \
+           "remover cycle, rcu:user: grace period" in proc.stdout
+    assert "Remover so far: 0 offline/online operation(s) finished; now in phase " \
+           "'offline node" in proc.stdout
     assert "thread iterator-0:" in proc.stdout         # every thread's stack is shown
     assert "running=['iterator-0']" in proc.stdout     # who holds the remover up
     assert last_line(proc.stdout) == "--- End of test: FAILURE"

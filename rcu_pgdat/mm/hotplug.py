@@ -77,6 +77,10 @@ class Remover:
         self.lock = sched.Mutex("hotplug_lock")
         #: What the remover is doing now (for stall reports); written under ``lock``.
         self.phase = "idle"
+        #: Steps begun and operations finished so far (a watchdog's sign of life), and
+        #: the scheduler's clock when the current phase began.
+        self.steps = 0
+        self.phase_since = 0.0
         #: Offline and online operations finished, by result (``OFFLINE_RESULTS`` that
         #: did work, and ``ONLINE``): the remover's progress.
         self.done: dict[str, int] = {}
@@ -86,12 +90,14 @@ class Remover:
     def enter(self, phase: str) -> None:
         """The remover starts a step (``offline node3: pages``)."""
         self.phase = phase
+        self.phase_since = sched.now()
+        self.steps += 1
 
     def finish(self, result: str) -> str:
         """An offline or online operation ended with ``result``: count it, as progress."""
         self.done[result] = self.done.get(result, 0) + 1
         self.system.stats.count_hotplug(result)
-        self.phase = "idle"
+        self.enter("idle")
         sched.progress(PROGRESS)
         return result
 

@@ -93,12 +93,20 @@ class Scheduler:
         """The scheduler's clock: monotonic seconds here, steps in controlled mode."""
         return time.monotonic()
 
+    #: Free-running: how often progress was noted, and the last label (what a watchdog
+    #: reads; an increment lost to a race between two threads still moves the count).
+    progress_count = 0
+    last_progress = "(none)"
+
     def progress(self, label: str) -> None:
         """Note that the system made progress (a grace period completed, say).
 
-        Free-running: nothing. The controlled scheduler reports a livelock when no
-        progress is noted within its ``livelock_steps``.
+        Free-running: counted for watchdogs (``progress_count``). The controlled
+        scheduler reports a livelock when no progress is noted within its
+        ``livelock_steps``.
         """
+        self.progress_count += 1
+        self.last_progress = label
 
     # -- threads -----------------------------------------------------------------------
 
