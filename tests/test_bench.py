@@ -377,5 +377,5 @@ def test_soak_child_reports_its_peak_rss(capsys: pytest.CaptureFixture[str]) -> 
     assert scale.main(["--child", "0.1"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["peak_kib"] > 0 and got["violations"] == [] and got["reads"] >= 0
-    assert scale.SCALE_CONFIG["allocators"] + scale.SCALE_CONFIG["iterators"] + \
-        scale.SCALE_CONFIG["policy_users"] + scale.SCALE_CONFIG["sleepers"] + 1 == 256
+    for threads in scale.SCALE_THREADS:
+        assert len(stress_run.RunConfig(**scale.scale_config(threads)).thread_plan()) == threads

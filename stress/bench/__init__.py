@@ -74,7 +74,8 @@ SECTIONS: dict[str, tuple[str, str]] = {
                   "detection:section"),
     "seeds": ("seeds to find each narrow race per mode (stress.bench_sched's sweep)",
               "detection:seeds_section"),
-    "scale": ("256 threads on 64 nodes; peak RSS at 1x and 10x a soak", "scale:section"),
+    "scale": ("remover ops/s at 16, 64 and 256 threads; peak RSS at 1x and 10x a soak",
+              "scale:section"),
     "intercept": ("schedules/s: explicit points vs interception vs instrumentation",
                   "intercept:section"),
 }

@@ -1,9 +1,14 @@
-"""Scale and memory: a 256-thread run on 64 nodes completes; a long soak stays bounded.
+"""Scale and memory: the remover's rate at 16, 64 and 256 threads; a soak stays bounded.
 
-Scale: one stress run (the harness's normal ``stress`` scheduling) with 64 nodes, 128
-CPUs and 256 threads within ``RunConfig``'s cap of 64 per kind: 64 allocators, 64
-iterators, 64 policy users, 63 sleepers and the remover. It *completes* when it ends
-without a violation or a stall (every worker stopped, callback workers shut down).
+Scale: one stress run (the harness's normal ``stress`` scheduling, default flags
+otherwise) per size, in the proportions of the 256-thread configuration: a quarter of
+the threads each allocators, iterators and sleepers, 3/16 policy users, 1/16 fake
+writers less one, and the remover; one node and one CPU per four threads. Each row
+gives the remover's finished offline and online operations per second of the run and
+per CPU-second of the process (the machine may be shared), as a multiple of the
+16-thread rate, with what the remover waits on: the median QSBR grace period and the
+mean stop-machine wait (the time its CPUs took to leave their non-preemptible regions).
+A size *completes* when it ends without a violation or a stall.
 
 Memory: the default configuration run in a fresh interpreter for ``D`` and ``10 x D``
 seconds; the child reports its peak resident set and its work counts. Bounded memory
@@ -25,33 +30,48 @@ import sys
 import time
 from typing import Any
 
-from stress.run import RunConfig, StressResult, run
+from stress.run import RunConfig, run
 
-from ._common import Options, Section, ratio
+from ._common import Options, Section, median, ratio
 
-__all__ = ["SCALE_CONFIG", "scale_run", "soak_child", "soak", "section", "main"]
+__all__ = ["SCALE_THREADS", "SCALE_CONFIG", "scale_config", "scale_run", "soak_child", "soak",
+           "section", "main"]
 
-#: The scale run: 64 + 64 + 64 + 63 readers and the remover = 256 threads.
-SCALE_CONFIG: dict[str, Any] = dict(nodes=64, cpus=128, allocators=64, iterators=64,
-                                    policy_users=64, sleepers=63, fake_writers=0)
-
-
-def _remover_ops(result: StressResult) -> int:
-    """Offline and online attempts the remover finished (any outcome: ok, veto, EBUSY)."""
-    return sum(result.workers["remover"].results.values())
+#: The sizes the scale table compares.
+SCALE_THREADS = (16, 64, 256)
 
 
-def scale_run(duration: float, seed: int = 1) -> dict[str, Any]:
-    """The 256-thread run; what it did and whether it completed cleanly."""
-    cfg = RunConfig(**SCALE_CONFIG, duration=duration, seed=seed, status_interval=1e9,
-                    stall_timeout=max(20.0, 4 * duration))
-    start = time.perf_counter()
+def scale_config(threads: int) -> dict[str, Any]:
+    """``RunConfig`` values for ``threads`` threads (a multiple of 16; module docstring)."""
+    quarter = threads // 4
+    return dict(nodes=quarter, cpus=quarter, allocators=quarter, iterators=quarter,
+                sleepers=quarter, policy_users=threads * 3 // 16,
+                fake_writers=threads // 16 - 1)
+
+
+#: The largest: 64 nodes, 64 CPUs, 64 allocators, 64 iterators, 64 sleepers, 48 policy
+#: users, 15 fake writers and the remover = 256 threads.
+SCALE_CONFIG: dict[str, Any] = scale_config(256)
+
+
+def scale_run(threads: int, duration: float, seed: int = 1) -> dict[str, Any]:
+    """One size: what the remover finished, how fast, and what it waited on."""
+    cfg = RunConfig(**scale_config(threads), duration=duration, seed=seed,
+                    status_interval=1e9)
+    start, cpu = time.perf_counter(), time.process_time()
     result = run(cfg, status=None)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    remover = result.system.remover
+    stopper = result.system.stop_machine
+    gps = result.gp_latencies.get("rcu:qsbr", [])
     return {"threads": len(cfg.thread_plan()), "nodes": cfg.nodes, "cpus": cfg.cpus,
-            "seconds": time.perf_counter() - start,
+            "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "remover_ops": remover.cycles, "results": dict(remover.done),
+            "ops_per_s": remover.cycles / seconds, "ops_per_cpu_s": remover.cycles / cpu_seconds,
+            "gp_median_s": median(gps) if gps else None, "grace_periods": len(gps),
+            "stop_machines": stopper.runs,
+            "stop_wait_ms": 1e3 * stopper.wait_time / stopper.runs if stopper.runs else None,
             "reads": sum(s.reads for s in result.workers.values()),
-            "allocations": sum(s.allocations for s in result.workers.values()),
-            "remover_ops": _remover_ops(result),
             "violations": [v.title for v in result.violations],
             "completed": result.ok}
 
@@ -80,7 +100,7 @@ def soak_child(duration: float, seed: int = 1) -> dict[str, Any]:
             "rss_before_run_kib": before, "maxrss_kib": maxrss,
             "reads": sum(s.reads for s in result.workers.values()),
             "grace_periods": sum(len(v) for v in result.gp_latencies.values()),
-            "remover_ops": _remover_ops(result),
+            "remover_ops": result.system.remover.cycles,
             "violations": [v.title for v in result.violations]}
 
 
@@ -96,31 +116,43 @@ def soak(duration: float, seed: int = 1) -> dict[str, Any]:
 
 
 def section(opts: Options) -> Section:
-    """The scale table: the 256-thread run, then peak RSS at 1x and 10x the duration."""
-    big = scale_run(opts.pick(1.0, 3.0), opts.seed)
+    """The scale table: the remover at each size, then peak RSS at 1x and 10x a soak."""
+    duration = opts.pick(2.0, 15.0)
+    sizes = []
+    for threads in SCALE_THREADS:
+        opts.say(f"scale: {threads} threads for {duration:g} s")
+        sizes.append(scale_run(threads, duration, opts.seed))
     base = opts.pick(0.3, 3.0)
     soaks = [soak(base, opts.seed), soak(10 * base, opts.seed)]
-    rows: list[list[Any]] = [
-        [f"{big['threads']} threads, {big['nodes']} nodes, {big['cpus']} CPUs",
-         big["seconds"], big["reads"], big["remover_ops"], None,
-         "completed" if big["completed"] else "FAILED: " + "; ".join(big["violations"])]]
+    rows: list[list[Any]] = []
+    for size in sizes:
+        rows.append([f"{size['threads']} threads, {size['nodes']} nodes/CPUs",
+                     size["seconds"], size["cpu_seconds"], size["remover_ops"],
+                     size["ops_per_s"], ratio(size["ops_per_s"], sizes[0]["ops_per_s"]),
+                     size["ops_per_cpu_s"], size["gp_median_s"], size["stop_wait_ms"], None,
+                     "completed" if size["completed"] else
+                     "FAILED: " + "; ".join(size["violations"])])
     for s in soaks:
-        rows.append([f"soak: default config, {s['duration']:g} s", s["elapsed"], s["reads"],
-                     s["remover_ops"], s["peak_kib"] / 1024,
+        rows.append([f"soak: default config, {s['duration']:g} s", s["elapsed"], None,
+                     s["remover_ops"], None, None, None, None, None, s["peak_kib"] / 1024,
                      "clean" if not s["violations"] else "; ".join(s["violations"])])
     growth = ratio(soaks[1]["peak_kib"], soaks[0]["peak_kib"]) or 0.0
     reads = ratio(soaks[1]["reads"], soaks[0]["reads"]) or 0.0
     before = soaks[0]["rss_before_run_kib"]
-    notes = ["'completed': no violation and no stall within the run; 'remover ops done' "
-             "counts offline/online attempts that finished (0 means the first offline was "
-             "still under way when the run ended).",
+    notes = [f"Each size runs {duration:g} s with default flags (stress scheduling). "
+             "'remover ops': offline and online operations finished (ok, EBUSY, veto, "
+             "online); per second of the run, as a multiple of the 16-thread rate, and per "
+             "CPU-second of the process. 'GP median': QSBR grace periods as the remover "
+             "and the fake writers saw them; 'stop wait': mean time a stop-machine waited "
+             "for its CPUs to leave their non-preemptible regions.",
              f"Peak RSS at 10x the duration / at 1x: {growth:.3g} (for {reads:.3g}x the "
              f"reads). Each soak runs in a fresh interpreter ({soaks[0]['peak_source']}); "
              "the peak includes the interpreter and imports"
              + (f" ({before / 1024:.1f} MiB before the run)." if before else ".")]
     return Section("scale", "Scale and memory",
-                   ["run", "seconds", "reads", "remover ops done", "peak RSS MiB", "result"],
-                   rows, notes, data={"scale": big, "soak": soaks, "rss_growth": growth})
+                   ["run", "seconds", "CPU s", "remover ops", "ops/s", "x 16 threads",
+                    "ops/CPU s", "GP median s", "stop wait ms", "peak RSS MiB", "result"],
+                   rows, notes, data={"scale": sizes, "soak": soaks, "rss_growth": growth})
 
 
 def main(argv: list[str] | None = None) -> int:
