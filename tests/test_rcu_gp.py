@@ -16,7 +16,7 @@ import pytest
 
 from rcu_pgdat import sched
 from rcu_pgdat.errors import ShutdownError, SynchronizeInReaderError, UsageError
-from rcu_pgdat.rcu import QSBR, Memb, RCUFlavor
+from rcu_pgdat.rcu import MODES, QSBR, Memb, RCUFlavor
 from test_rcu_support import (  # noqa: F401  (fixtures)
     EAGER_COOKIE,
     NO_WAIT,
@@ -29,6 +29,7 @@ from test_rcu_support import (  # noqa: F401  (fixtures)
     ReaderThread,
     WaitRecorder,
     broken,
+    make_checked_fixture,
     make_fixture,
     recorder_fixture,
     use_after_free_program,
@@ -91,12 +92,12 @@ def test_grace_period_does_not_wait_for_idle_reader(recorder: WaitRecorder, make
 
 @pytest.mark.parametrize(("cls", "is_broken"), variants(broken(Immortal)))
 @pytest.mark.parametrize("inside", [False, True], ids=["outside", "inside"])
-def test_thread_that_exits_registered_does_not_hang(recorder: WaitRecorder, make: Make,
-                                                    cls: type[Flavor], is_broken: bool,
-                                                    inside: bool) -> None:
+def test_thread_that_exits_registered_does_not_hang(recorder: WaitRecorder,
+                                                    make_checked: Make, cls: type[Flavor],
+                                                    is_broken: bool, inside: bool) -> None:
     """Misuse: exiting without unregistering. Outside a section the thread is forgotten;
     inside one, grace periods raise (the section can never end) instead of hanging."""
-    flavor = make(cls)
+    flavor = make_checked(cls)
 
     def leave_registered() -> None:
         flavor.register_thread()
@@ -127,14 +128,17 @@ def test_thread_that_exits_registered_does_not_hang(recorder: WaitRecorder, make
         Background(flavor.register_thread, "careless").join()      # name free again
 
 
+@pytest.mark.parametrize("read_side", MODES)
 @pytest.mark.parametrize(("cls", "is_broken", "mode"), [
     pytest.param(REAL[kind], False, mode, id=f"{kind}-real-{mode}")
     for kind in REAL for mode in ("random", "pct")] + [
     pytest.param(NO_WAIT[kind], True, "pct", id=f"{kind}-broken-pct") for kind in REAL])
-def test_controlled_schedules(cls: type[Flavor], is_broken: bool, mode: str) -> None:
+def test_controlled_schedules(cls: type[Flavor], is_broken: bool, mode: str,
+                              read_side: str) -> None:
     """Seeded controlled schedules: the real flavors survive random and PCT schedules;
     PCT (few, well-placed preemptions) catches the broken one within the same seeds."""
-    result = sched.sweep(use_after_free_program(cls), mode, range(60), stop_at_first=True)
+    result = sched.sweep(use_after_free_program(cls, mode=read_side), mode, range(60),
+                         stop_at_first=True)
     assert bool(result.failing_seeds) == is_broken, result.first
     if is_broken:
         assert result.first is not None
@@ -262,9 +266,9 @@ def test_cond_synchronize_waits_only_when_needed(recorder: WaitRecorder, make: M
 @pytest.mark.parametrize("kind", sorted(REAL))
 @pytest.mark.parametrize("call", ["synchronize", "barrier", "rcu_barrier",
                                   "cond_synchronize", "shutdown"])
-def test_grace_period_wait_inside_section_is_refused(make: Make, kind: str,
+def test_grace_period_wait_inside_section_is_refused(make_checked: Make, kind: str,
                                                      call: str) -> None:
-    flavor = make(REAL[kind])
+    flavor = make_checked(REAL[kind])
     flavor.register_thread()
     cookie = flavor.get_state()
     flavor.synchronize()                             # cookie done: still refused below

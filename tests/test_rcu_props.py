@@ -12,7 +12,9 @@
    period that began after ``get_state`` has ended.
 
 Each property also runs against broken variants, which it must catch. Those runs are
-derandomized and skip shrinking, so they are fast and always find the same bug.
+derandomized and skip shrinking, so they are fast and always find the same bug. Both
+run in both modes; in ``fast`` mode, which detects no misuse, the single-thread
+property performs only the calls the model says are legal and checks their results.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from rcu_pgdat.errors import (
     UnregisteredThreadError,
     UsageError,
 )
-from rcu_pgdat.rcu import QSBR, Memb
+from rcu_pgdat.rcu import CHECKED, FAST, QSBR, Memb
 from test_rcu_support import (
     EAGER_COOKIE,
     HANDSHAKE,
@@ -45,6 +47,7 @@ from test_rcu_support import (
     FlatMemb,
     Flavor,
     WaitRecorder,
+    broken,
 )
 
 
@@ -182,8 +185,8 @@ class ThreadModel:
         return None
 
 
-def run_single_thread(cls: type[Flavor], program: list[str]) -> None:
-    flavor = cls()
+def run_single_thread(cls: type[Flavor], program: list[str], mode: str) -> None:
+    flavor = cls(mode=mode)
     model = ThreadModel(qsbr=isinstance(flavor, QSBR))
     cookies: list[int] = []
     try:
@@ -194,6 +197,8 @@ def run_single_thread(cls: type[Flavor], program: list[str]) -> None:
             if op in ("poll_state", "cond_synchronize") and not cookies:
                 continue
             expected = model.expect(op)
+            if expected is not None and mode == FAST:
+                continue                # misuse: undefined in fast mode, not performed
             args = (cookies[-1],) if op in ("poll_state", "cond_synchronize") else ()
             try:
                 result = getattr(flavor, op)(*args)
@@ -220,14 +225,30 @@ class LaxQSBR(QSBR):
         self._store_gp_ctr(rec)
 
 
-@pytest.mark.parametrize(("cls", "is_broken"), [
-    pytest.param(QSBR, False, id="qsbr"),
-    pytest.param(Memb, False, id="memb"),
-    pytest.param(LaxQSBR, True, id="qsbr-lax-quiescent-state"),
-    pytest.param(FlatMemb, True, id="memb-flat-nesting"),
+class DoneCookie:
+    """Broken: the cookie is the current sequence, so it polls done at once."""
+
+    _gp: Any
+
+    def get_state(self) -> int:
+        return int(self._gp.seq)
+
+
+DONE_COOKIE = broken(DoneCookie)
+
+
+@pytest.mark.parametrize(("cls", "is_broken", "mode"), [
+    pytest.param(QSBR, False, CHECKED, id="qsbr"),
+    pytest.param(Memb, False, CHECKED, id="memb"),
+    pytest.param(LaxQSBR, True, CHECKED, id="qsbr-lax-quiescent-state"),
+    pytest.param(FlatMemb, True, CHECKED, id="memb-flat-nesting"),
+    pytest.param(QSBR, False, FAST, id="qsbr-fast"),
+    pytest.param(Memb, False, FAST, id="memb-fast"),
+    pytest.param(DONE_COOKIE["qsbr"], True, FAST, id="qsbr-fast-done-cookie"),
+    pytest.param(DONE_COOKIE["memb"], True, FAST, id="memb-fast-done-cookie"),
 ])
-def test_single_thread_semantics(cls: type[Flavor], is_broken: bool) -> None:
-    run_property(lambda program: run_single_thread(cls, program),
+def test_single_thread_semantics(cls: type[Flavor], is_broken: bool, mode: str) -> None:
+    run_property(lambda program: run_single_thread(cls, program, mode),
                  single_programs, is_broken, 150)
 
 
@@ -303,8 +324,8 @@ class GracePeriod:
 class Interleaving:
     """Runs a program of steps against one flavor and checks it against the model."""
 
-    def __init__(self, cls: type[Flavor], recorder: WaitRecorder) -> None:
-        self.flavor = cls()
+    def __init__(self, cls: type[Flavor], recorder: WaitRecorder, mode: str) -> None:
+        self.flavor = cls(mode=mode)
         self.qsbr = isinstance(self.flavor, QSBR)
         self.recorder = recorder
         self.actors = {name: Actor(name) for name in READERS}
@@ -425,10 +446,10 @@ class Interleaving:
         self.flavor.shutdown()
 
 
-def run_interleaving(cls: type[Flavor], program: list[tuple[str, str]]) -> None:
+def run_interleaving(cls: type[Flavor], program: list[tuple[str, str]], mode: str) -> None:
     recorder = WaitRecorder()
     with sched.install(recorder):
-        run = Interleaving(cls, recorder)
+        run = Interleaving(cls, recorder, mode)
         try:
             for index, (name, op) in enumerate(program):
                 run.step(index, name, op)
@@ -436,6 +457,7 @@ def run_interleaving(cls: type[Flavor], program: list[tuple[str, str]]) -> None:
             run.close()
 
 
+@pytest.mark.parametrize("mode", [CHECKED, FAST])
 @pytest.mark.parametrize(("cls", "is_broken"), [
     pytest.param(REAL["qsbr"], False, id="qsbr"),
     pytest.param(REAL["memb"], False, id="memb"),
@@ -444,7 +466,7 @@ def run_interleaving(cls: type[Flavor], program: list[tuple[str, str]]) -> None:
     pytest.param(EAGER_COOKIE["qsbr"], True, id="qsbr-eager-cookie"),
     pytest.param(EAGER_COOKIE["memb"], True, id="memb-eager-cookie"),
 ])
-def test_interleavings_match_the_grace_period_model(cls: type[Flavor],
-                                                    is_broken: bool) -> None:
-    run_property(lambda program: run_interleaving(cls, program),
+def test_interleavings_match_the_grace_period_model(cls: type[Flavor], is_broken: bool,
+                                                    mode: str) -> None:
+    run_property(lambda program: run_interleaving(cls, program, mode),
                  st.lists(st.sampled_from(STEPS), min_size=12, max_size=40), is_broken, 100)

@@ -3,6 +3,9 @@
 * ``REAL``: the real flavors by name; ``NO_WAIT``, ``EAGER_COOKIE``, ``OVER_WAIT``,
   ``FlatMemb``, ``Immortal``: broken variants the tests must catch; ``variants()``
   parametrizes a test over (real, broken) per flavor.
+* ``make``: a fixture that builds flavors in each mode (``checked`` and ``fast``), so
+  every correctness test that takes it runs against both read sides;
+  ``make_checked``: the same in checked mode only, for tests of misuse detection.
 * ``Background``: run a call in a named thread and see whether it returned.
 * ``ReaderThread``: a reader held inside a section until the test releases it.
 * ``WaitRecorder``: a scheduler that records which threads are blocked in a wait, so a
@@ -25,7 +28,7 @@ from typing import Any
 import pytest
 
 from rcu_pgdat import sched
-from rcu_pgdat.rcu import QSBR, Memb
+from rcu_pgdat.rcu import CHECKED, MODES, QSBR, Memb
 from rcu_pgdat.rcu.memb import NEST_MASK, PHASE, MembReader
 from rcu_pgdat.rcu.qsbr import QSBRReader
 
@@ -117,19 +120,30 @@ def variants(bad: dict[str, type[Flavor]]) -> list[Any]:
             for cls, is_broken in ((REAL[kind], False), (bad[kind], True))]
 
 
-@pytest.fixture(name="make")
-def make_fixture() -> Iterator[Callable[[type[Flavor]], Flavor]]:
-    """Create flavors for a test; each is shut down when the test ends."""
+def _made(mode: str) -> Iterator[Callable[[type[Flavor]], Flavor]]:
+    """Create flavors in ``mode`` for a test; each is shut down when the test ends."""
     made: list[Flavor] = []
 
     def factory(cls: type[Flavor]) -> Flavor:
-        flavor = cls()
+        flavor = cls(mode=mode)
         made.append(flavor)
         return flavor
 
     yield factory
     for flavor in made:
         flavor.shutdown()
+
+
+@pytest.fixture(name="make", params=MODES)
+def make_fixture(request: pytest.FixtureRequest) -> Iterator[Callable[[type[Flavor]], Flavor]]:
+    """Flavors in each mode: the test runs once per read side."""
+    yield from _made(request.param)
+
+
+@pytest.fixture(name="make_checked")
+def make_checked_fixture() -> Iterator[Callable[[type[Flavor]], Flavor]]:
+    """Flavors in checked mode, for tests of what only it detects."""
+    yield from _made(CHECKED)
 
 
 # -- a program for the controlled scheduler ----------------------------------------------
@@ -142,13 +156,13 @@ class Node:
         self.alive = True
 
 
-def use_after_free_program(cls: type[Flavor], sections: int = 3,
-                           updates: int = 2) -> Callable[[], dict[str, Callable[[], None]]]:
+def use_after_free_program(cls: type[Flavor], sections: int = 3, updates: int = 2,
+                           mode: str = CHECKED) -> Callable[[], dict[str, Callable[[], None]]]:
     """A program factory for ``sched.sweep``: one reader that checks, inside each
     section, that the node it picked up is alive; two updaters that replace the node,
     synchronize and free the old one. A too-short grace period fails the reader."""
     def make() -> dict[str, Callable[[], None]]:
-        flavor = cls()
+        flavor = cls(mode=mode)
         box = [Node()]
 
         def reader() -> None:

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import pytest
 
 from rcu_pgdat import sched
-from rcu_pgdat.rcu import Memb
 from rcu_pgdat.check import PIPE_LEN
+from rcu_pgdat.rcu import MODES, Memb
 from stress.torture import run_torture
-from test_rcu_support import NO_WAIT
+from test_rcu_support import NO_WAIT, REAL
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", ["qsbr", "memb"])
 @pytest.mark.parametrize("is_broken", [False, True], ids=["real", "no-wait"])
-def test_torture_verdict(kind: str, is_broken: bool) -> None:
-    flavor = NO_WAIT[kind] if is_broken else kind
+def test_torture_verdict(kind: str, is_broken: bool, mode: str) -> None:
+    cls = NO_WAIT[kind] if is_broken else REAL[kind]
+    flavor = functools.partial(cls, mode=mode)
     result = run_torture(flavor, duration=0.3, seed=7, readers=3, writers=2,
                          stat_interval=0.15)
     report = result.format()
@@ -28,7 +31,7 @@ def test_torture_verdict(kind: str, is_broken: bool) -> None:
         assert any(result.reader_pipe[2:]), report
         assert f"{kind}-torture: !!! Reader Pipe:" in report
         assert "--- End of test: FAILURE" in report
-        assert "reproduce: run_torture(test_rcu_support.NoWait" in report
+        assert "reproduce: run_torture(" in report and "test_rcu_support.NoWait" in report
     else:
         assert result.reader_pipe[0] > 0 and not any(result.reader_pipe[2:])
         assert result.frees == result.versions          # everything retired was freed

@@ -26,7 +26,7 @@ from rcu_pgdat.errors import (
     WrongIndexError,
 )
 from rcu_pgdat.mutants import srcu as mutants
-from rcu_pgdat.rcu import srcu
+from rcu_pgdat.rcu import MODES, srcu
 from rcu_pgdat.rcu.protocol import SRCUDomain
 from rcu_pgdat.rcu.srcu import SRCU
 
@@ -365,19 +365,23 @@ def test_exited_threads_are_pruned_from_the_registry() -> None:
 # -- grace periods with real threads ----------------------------------------------------
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("cls, expect_caught", [
     case(SRCU, False), case(mutants.SRCUNoWait, True), case(mutants.SRCUSkipOldIndex, True)])
-def test_grace_period_waits_for_a_sleeping_reader(cls: type[SRCU], expect_caught: bool) -> None:
-    domain = cls("pgdat")
+def test_grace_period_waits_for_a_sleeping_reader(cls: type[SRCU], expect_caught: bool,
+                                                  mode: str) -> None:
+    domain = cls("pgdat", mode=mode)
     reader, _, release = reader_sleeping_in_section(domain, "sleeper")
     updater = synchronizer(domain)
     assert returned_while_held(updater, release, reader) is expect_caught
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("cls, expect_caught", [
     case(SRCU, False), case(mutants.SRCUNoWait, True)])
-def test_call_srcu_runs_after_the_readers(cls: type[SRCU], expect_caught: bool) -> None:
-    domain = cls("pgdat")
+def test_call_srcu_runs_after_the_readers(cls: type[SRCU], expect_caught: bool,
+                                          mode: str) -> None:
+    domain = cls("pgdat", mode=mode)
     ran = sched.Event("callback ran")
     reader, _, release = reader_sleeping_in_section(domain, "sleeper")
     domain.call_srcu(ran.set)
@@ -402,17 +406,18 @@ def test_grace_period_ignores_readers_of_another_domain(cls: type[SRCU],
     assert returned_while_held(updater, release, reader, watch) is not expect_caught
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("cls, expect_caught", [
     case(SRCU, False), case(mutants.SRCUNoFlip, True)])
-def test_new_readers_do_not_extend_a_grace_period(cls: type[SRCU],
-                                                  expect_caught: bool) -> None:
+def test_new_readers_do_not_extend_a_grace_period(cls: type[SRCU], expect_caught: bool,
+                                                  mode: str) -> None:
     """A relay of overlapping sections, each begun after the last, must not starve it.
 
     One thread keeps at least one section open at all times: it opens the next
     section before it closes the previous one. Every section but the first began after
     synchronize() was called, so the grace period must end while the relay runs.
     """
-    domain = cls("pgdat")
+    domain = cls("pgdat", mode=mode)
     started = sched.Event("relay started")
     gp_done = sched.Event("grace period done")
     ended_during_relay: list[bool] = []
@@ -522,12 +527,12 @@ class Node:
         self.dead = False
 
 
-def stress_run(cls: type[SRCU], readers: int = 4, sections: int = 600,
+def stress_run(cls: type[SRCU], mode: str, readers: int = 4, sections: int = 600,
                updaters: int = 2, updates: int = 60) -> list[str]:
     """Readers hold the published node (sometimes asleep, sometimes nested) and check
     it was not retired; updaters replace it and retire the old one after a grace
     period, half through synchronize(), half through call_srcu(). Returns violations."""
-    domain = cls("pgdat")
+    domain = cls("pgdat", mode=mode)
     cell = [Node(0)]
     swap = sched.Mutex("swap")
     violations: list[str] = []
@@ -574,8 +579,9 @@ def stress_run(cls: type[SRCU], readers: int = 4, sections: int = 600,
     return violations
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("cls, expect_caught", [
     case(SRCU, False), case(mutants.SRCUNoWait, True)])
-def test_many_readers_and_updaters(cls: type[SRCU], expect_caught: bool) -> None:
-    violations = stress_run(cls)
+def test_many_readers_and_updaters(cls: type[SRCU], expect_caught: bool, mode: str) -> None:
+    violations = stress_run(cls, mode)
     assert bool(violations) is expect_caught, violations[:5]
