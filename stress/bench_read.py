@@ -20,9 +20,9 @@ __all__ = ["measure", "main"]
 #: This script's row names -> the read-side section's.
 ROWS = {"empty pair": read_side.EMPTY,
         "tls pair": "threading.local lookup pair",
-        "qsbr pair": "QSBR read_lock/read_unlock",
-        "memb outer": "memb read_lock/read_unlock (outermost)",
-        "memb nested": "memb read_lock/read_unlock (nested)"}
+        "qsbr pair": "QSBR, checked",
+        "memb outer": "memb outermost, checked",
+        "memb nested": "memb nested, checked"}
 
 
 def measure(number: int = 200_000, repeat: int = 7) -> dict[str, float]:

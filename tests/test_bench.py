@@ -60,10 +60,11 @@ def test_quick_read_side_json_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert rows[read_side.EMPTY][3] == 1.0              # the unit divided by itself
     for name, row in rows.items():
         assert row[1] > 0 and math.isfinite(row[1]), name
-    assert len(sec["data"]["samples_ns"]["QSBR read_lock/read_unlock"]) == sec["data"]["repeat"]
+    assert len(sec["data"]["samples_ns"]["QSBR, fast, handle"]) == sec["data"]["repeat"]
     text = capsys.readouterr().out
     assert "### Read-side cost of a lock/unlock pair" in text
-    assert "| SRCU read_lock/read_unlock |" in text
+    assert "| SRCU, fast, handle |" in text
+    assert sum("(target <=" in note for note in sec["notes"]) == len(read_side.TARGETS)
     assert f"{env['implementation']} {env['python']}" in text
 
 

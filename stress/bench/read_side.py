@@ -9,14 +9,19 @@ empty method, as in any run without stress yields:
   The unit every other row is divided by.
 * ``threading.local lookup pair``: two methods that only load ``self._tls.rec``: the
   floor of a read side that looks up its own per-thread record.
-* QSBR (registered, online thread), memb (outermost section, and nested inside an open
-  one), SRCU (the index is passed back), the rwlock scheme's ``RWSem`` (uncontended
-  ``down_read``/``up_read``), a ``threading.Lock``, and one ``sched.point()`` for scale.
+* each flavor (QSBR; memb, outermost and nested; SRCU) three ways: ``fast`` mode through
+  the thread's reader handle (``r = flavor.reader()``: the lookup done once, as
+  liburcu's C thread-local costs nothing), ``fast`` mode through the flavor
+  (``flavor.read_lock()``: one ``threading.local`` lookup per call), and ``checked``
+  mode through the flavor, as the harness runs it;
+* the rwlock scheme's ``RWSem`` (uncontended ``down_read``/``up_read``), a
+  ``threading.Lock``, and one ``sched.point()`` for scale.
 
 The rows take turns in every repeat (:func:`~stress.bench._common.interleaved`); the best
 repeat counts. Ratios are of *net* costs: the cost of an empty ``timeit`` loop, measured
 in the same rounds, is subtracted first, so the loop's own overhead does not flatten
-them.
+them. :func:`rows` is a pure function of its arguments (every object it times is made
+and torn down inside it), so the section runs the same under a second interpreter.
 """
 
 from __future__ import annotations
@@ -29,16 +34,19 @@ from typing import Any
 
 from rcu_pgdat import sched
 from rcu_pgdat.mm.locks import RWSem
-from rcu_pgdat.rcu import QSBR, Memb
-from rcu_pgdat.rcu.srcu import SRCU
+from rcu_pgdat.rcu import CHECKED, FAST, QSBR, SRCU, Memb
 
-from ._common import Options, Section, interleaved, median, ratio
+from ._common import Cell, Options, Section, interleaved, median, ratio
 
-__all__ = ["EMPTY", "LOOP", "ROWS", "measure", "section"]
+__all__ = ["EMPTY", "LOOP", "ROWS", "TARGETS", "measure", "rows", "section"]
 
 #: The reference row and the bare-loop row (subtracted, not shown as a ratio).
 EMPTY = "empty method pair"
 LOOP = "timeit loop (pass)"
+RWSEM = "rwlock: RWSem down_read/up_read"
+
+PAIR = "o.read_lock(); o.read_unlock()"
+SRCU_PAIR = "o.read_unlock(o.read_lock())"
 
 
 class _EmptyPair:
@@ -69,24 +77,16 @@ class _TLSPair:
 
 
 @contextmanager
-def _qsbr() -> Iterator[QSBR]:
-    flavor = QSBR("bench-qsbr")
-    flavor.register_thread()
-    try:
-        yield flavor
-    finally:
-        flavor.unregister_thread()
-        flavor.shutdown()
-
-
-@contextmanager
-def _memb(nested: bool) -> Iterator[Memb]:
-    flavor = Memb("bench-memb")
+def _flavor(cls: Callable[..., Any], mode: str, handle: bool = False,
+            nested: bool = False) -> Iterator[Any]:
+    """A flavor in ``mode`` with the calling thread registered; yields the flavor, or
+    its reader handle; ``nested``: the measured pair nests inside an open section."""
+    flavor = cls(f"bench-{mode}", mode=mode)
     flavor.register_thread()
     if nested:
-        flavor.read_lock()                 # the measured pair nests inside this one
+        flavor.read_lock()
     try:
-        yield flavor
+        yield flavor.reader() if handle else flavor
     finally:
         if nested:
             flavor.read_unlock()
@@ -95,10 +95,10 @@ def _memb(nested: bool) -> Iterator[Memb]:
 
 
 @contextmanager
-def _srcu() -> Iterator[SRCU]:
-    domain = SRCU("bench")
+def _srcu(mode: str, handle: bool = False) -> Iterator[Any]:
+    domain = SRCU(f"bench-{mode}", mode=mode)
     try:
-        yield domain
+        yield domain.reader() if handle else domain
     finally:
         domain.cleanup()
 
@@ -108,24 +108,37 @@ def _plain(obj: Any) -> Iterator[Any]:
     yield obj
 
 
+def _three_ways(label: str, stmt: str,
+                make: Callable[[str, bool], Any]) -> dict[str, tuple[str, Callable[[], Any]]]:
+    """The fast handle, fast flavor and checked flavor rows of one read side."""
+    return {
+        f"{label}, fast, handle": (stmt, lambda: make(FAST, True)),
+        f"{label}, fast": (stmt, lambda: make(FAST, False)),
+        f"{label}, checked": (stmt, lambda: make(CHECKED, False)),
+    }
+
+
 #: name -> (statement on ``o``, context manager factory giving ``o``), in table order.
 ROWS: dict[str, tuple[str, Callable[[], Any]]] = {
     LOOP: ("pass", lambda: _plain(None)),
-    EMPTY: ("o.read_lock(); o.read_unlock()", lambda: _plain(_EmptyPair())),
-    "threading.local lookup pair": ("o.read_lock(); o.read_unlock()",
-                                    lambda: _plain(_TLSPair())),
-    "QSBR read_lock/read_unlock": ("o.read_lock(); o.read_unlock()", _qsbr),
-    "memb read_lock/read_unlock (outermost)": ("o.read_lock(); o.read_unlock()",
-                                               lambda: _memb(False)),
-    "memb read_lock/read_unlock (nested)": ("o.read_lock(); o.read_unlock()",
-                                            lambda: _memb(True)),
-    "SRCU read_lock/read_unlock": ("o.read_unlock(o.read_lock())", _srcu),
-    "rwlock: RWSem down_read/up_read": ("o.down_read(); o.up_read()",
-                                        lambda: _plain(RWSem("bench"))),
+    EMPTY: (PAIR, lambda: _plain(_EmptyPair())),
+    "threading.local lookup pair": (PAIR, lambda: _plain(_TLSPair())),
+    **_three_ways("QSBR", PAIR, lambda mode, handle: _flavor(QSBR, mode, handle)),
+    **_three_ways("memb outermost", PAIR, lambda mode, handle: _flavor(Memb, mode, handle)),
+    **_three_ways("memb nested", PAIR,
+                  lambda mode, handle: _flavor(Memb, mode, handle, nested=True)),
+    **_three_ways("SRCU", SRCU_PAIR, _srcu),
+    RWSEM: ("o.down_read(); o.up_read()", lambda: _plain(RWSem("bench"))),
     "threading.Lock acquire/release": ("o.acquire(); o.release()",
                                        lambda: _plain(threading.Lock())),
     "one sched.point()": ("s.point('bench')", lambda: _plain(None)),
 }
+
+#: The read side's targets: row -> the most it may cost, in empty pairs; each must also
+#: be at least ``RWSEM_FACTOR`` times cheaper than the ``RWSem`` pair.
+TARGETS = {"QSBR, fast, handle": 1.3, "memb outermost, fast, handle": 3.0,
+           "SRCU, fast, handle": 3.0}
+RWSEM_FACTOR = 3.0
 
 
 def measure(number: int = 200_000, repeat: int = 7) -> dict[str, list[float]]:
@@ -142,23 +155,41 @@ def measure(number: int = 200_000, repeat: int = 7) -> dict[str, list[float]]:
         return interleaved(timers, number, repeat)
 
 
+def rows(samples: dict[str, list[float]]) -> tuple[list[list[Cell]], list[str], float]:
+    """Table rows (name, ns best, ns median, net ratio to the empty pair), the targets'
+    verdicts, and the bare loop's ns, from ``measure``'s samples."""
+    best = {name: min(s) * 1e9 for name, s in samples.items()}
+    loop = best.pop(LOOP)
+    empty_net = best[EMPTY] - loop
+    ratios = {name: ratio(ns - loop, empty_net) for name, ns in best.items()}
+    table: list[list[Cell]] = [[name, ns, median(samples[name]) * 1e9, ratios[name]]
+                               for name, ns in best.items()]
+    verdicts = []
+    rwsem = ratios[RWSEM]
+    for name, most in TARGETS.items():
+        x = ratios[name]
+        if x is None or rwsem is None:
+            continue
+        ok = x <= most and x * RWSEM_FACTOR <= rwsem
+        verdicts.append(f"{name}: {x:.2f}x (target <= {most:g}x, and <= RWSem/"
+                        f"{RWSEM_FACTOR:g} = {rwsem / RWSEM_FACTOR:.2f}x): "
+                        f"{'met' if ok else 'MISSED'}")
+    return table, verdicts, loop
+
+
 def section(opts: Options) -> Section:
     """The read-side table: ns per pair (best and median) and the ratio to the empty pair."""
     number = opts.pick(20_000, 200_000)
     repeat = opts.pick(5, 9)
     samples = measure(number, repeat)
-    best = {name: min(s) * 1e9 for name, s in samples.items()}
-    loop = best.pop(LOOP)
-    empty_net = best[EMPTY] - loop
-    rows: list[list[Any]] = []
-    for name, ns in best.items():
-        rows.append([name, ns, median(samples[name]) * 1e9,
-                     ratio(ns - loop, empty_net)])
+    table, verdicts, loop = rows(samples)
     return Section(
         "read-side", "Read-side cost of a lock/unlock pair",
-        ["pair", "ns (best)", "ns (median)", "x empty pair (net)"], rows,
+        ["pair", "ns (best)", "ns (median)", "x empty pair (net)"], table,
         notes=[f"Best of {repeat} rounds of {number:,} pairs, rows interleaved in every "
                f"round; the bare timeit loop ({loop:.1f} ns) is subtracted before dividing. "
-               "Default scheduler: a schedule point is one empty method call."],
+               "Default scheduler: a schedule point is one empty method call. "
+               "'handle': r = flavor.reader(), then r.read_lock()/r.read_unlock().",
+               *verdicts],
         data={"number": number, "repeat": repeat, "loop_ns": loop,
               "samples_ns": {name: [x * 1e9 for x in s] for name, s in samples.items()}})
