@@ -6,7 +6,7 @@ Every flavor and domain runs in one of two modes (``mode=CHECKED``, the default,
 
 from __future__ import annotations
 
-from ._callbacks import CallbackWorker
+from .callbacks import CallbackWorker
 from ._flavor import CHECKED, FAST, MODES
 from .memb import Memb
 from .protocol import RCUFlavor, SRCUDomain

@@ -77,7 +77,7 @@ from ..errors import (
     UnregisteredThreadError,
     UsageError,
 )
-from ._callbacks import CallbackWorker
+from .callbacks import CallbackWorker
 from ._gpseq import GPSequence
 from ._registry import R, ReaderRegistry
 
@@ -103,6 +103,8 @@ class FlavorBase(Generic[R]):
     name = "abstract"
     #: mode -> the record class readers get in that mode.
     _reader_types: ClassVar[Mapping[str, type[Any]]] = {}
+    #: The class of the callback worker (a protected hook, for broken variants).
+    _callback_worker: ClassVar[type[CallbackWorker]] = CallbackWorker
 
     def __init__(self, name: str | None = None, *, mode: str = CHECKED,
                  before_batch: Callable[[], None] | None = None,
@@ -124,8 +126,8 @@ class FlavorBase(Generic[R]):
         self._shut_down = False
         #: Why no grace period can end any more (written once, under ``_gp_lock``).
         self._broken: str | None = None
-        self._callbacks = CallbackWorker(self.synchronize, f"{self.name}-callbacks",
-                                         before_batch, after_batch)
+        self._callbacks = self._callback_worker(self.synchronize, f"{self.name}-callbacks",
+                                                before_batch, after_batch)
 
     # -- subclass hooks ----------------------------------------------------------------
 
@@ -306,6 +308,9 @@ class FlavorBase(Generic[R]):
             self._synchronize()
 
     def _synchronize(self) -> None:
+        """The grace period proper, after ``synchronize()``'s checks (also the one
+        ``cond_synchronize()`` runs). A protected hook: broken variants that share
+        grace periods wrongly override it."""
         sched.point("rcu:gp:snap")
         cookie = self._gp.snap()      # before queueing on the lock; see "sharing" above
         # Queue until we hold the lock or the grace periods of others have covered us.

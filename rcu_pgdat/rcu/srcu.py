@@ -252,6 +252,11 @@ class SRCU(FlavorBase[SRCUReader]):
         #: The current index; written only by the grace-period owner (``_gp_lock``).
         self._idx = 0
 
+    @property
+    def index(self) -> int:
+        """The index ``read_lock()`` hands out now (flipped by every grace period)."""
+        return self._idx
+
     # -- read side -----------------------------------------------------------------
 
     def read_unlock(self, idx: int) -> None:  # type: ignore[override]  # SRCU protocol

@@ -90,7 +90,7 @@ def _one_batch(make: Callable[[], Any], queue: str, teardown: str,
         enqueue(callback)
     flavor.barrier()
     seconds = time.perf_counter() - start
-    worker = getattr(flavor, "_callbacks", None) or getattr(flavor, "_worker", None)
+    worker = getattr(flavor, "_callbacks", None)
     batches = int(getattr(worker, "batches", 0))
     getattr(flavor, teardown)()
     return seconds, ran[0], batches

@@ -133,26 +133,45 @@ class CallbackWorker:
 
     def _run(self) -> None:
         try:
-            while True:
-                sched.wait_until(self._has_work, f"{self.name}: callbacks to run")
-                with self._lock:
-                    batch, self._pending = self._pending, []
-                    stopping = self._stopping
-                if not batch:
-                    if stopping:
-                        return
-                    continue
-                # The swap above happened before this grace period starts: every
-                # callback in the batch is covered (see the module comment).
-                try:
-                    self._synchronize()
-                except Exception as exc:
-                    _report(exc)
-                    self.broken = exc
-                    return
-                self._invoke(batch)
+            while self._next_batch():
+                pass
         finally:
             self._exited.set()
+
+    def _next_batch(self) -> bool:
+        """Wait for work, then run one batch behind a fresh grace period.
+
+        Returns False when the worker must stop (asked to, or its grace period failed).
+        A protected hook: the order of the swap and the grace period here is the whole
+        correctness argument (module comment); the catalogue's ``call-rcu-joins-gp``
+        overrides it to take the batch after the grace period instead.
+        """
+        sched.wait_until(self._has_work, f"{self.name}: callbacks to run")
+        batch, stopping = self._take_batch()
+        if not batch:
+            return not stopping
+        # The swap above happened before this grace period starts: every callback in
+        # the batch is covered (see the module comment).
+        if not self._grace_period():
+            return False
+        self._invoke(batch)
+        return True
+
+    def _take_batch(self) -> tuple[list[Callback], bool]:
+        """Swap out every queued callback; also whether the worker is asked to stop."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+            return batch, self._stopping
+
+    def _grace_period(self) -> bool:
+        """One grace period of the owner; False (reported) when the owner refuses."""
+        try:
+            self._synchronize()
+        except Exception as exc:
+            _report(exc)
+            self.broken = exc
+            return False
+        return True
 
     def _invoke(self, batch: list[Callback]) -> None:
         if self._before_batch is not None:
