@@ -21,7 +21,7 @@ from typing import Any, Callable
 from ..check import Kind
 from ..mm.hotplug import PostedRemover
 from . import mm, readers, rcu
-from .srcu import SRCUSkipOldIndex
+from .srcu import SRCUSharedFlip, SRCUSkipOldIndex
 
 __all__ = ["Mutant", "MUTANTS", "describe", "catalogue_config"]
 
@@ -80,6 +80,12 @@ def _model(name: str, component: str, slot: str, cls: type, kinds: tuple[Kind, .
                   system_kwargs={slot: cls})
 
 
+def _updater(name: str, component: str, cls: type) -> Mutant:
+    """An updater-side QSBR bug: it needs a fake writer beside the remover."""
+    return Mutant(name, component, _doc(cls), _GP, needs={"flavor": "qsbr", "fake_writers": 1},
+                  flavor_cls=cls)
+
+
 _ENTRIES: list[Mutant] = [
     # -- the synchronization under test (plug-in flavors and domains) ------------------
     Mutant("rcu-gp-nowait", "rcu", _doc(rcu.NoWaitQSBR), _GP, needs={"flavor": "qsbr"},
@@ -92,6 +98,14 @@ _ENTRIES: list[Mutant] = [
            needs={"flavor": "qsbr", "fake_writers": 1}, flavor_cls=rcu.EarlyCallbackQSBR),
     Mutant("rcu-barrier-nowait", "callbacks", _doc(rcu.NoWaitBarrierQSBR), _GP,
            needs={"flavor": "qsbr", "fake_writers": 1}, flavor_cls=rcu.NoWaitBarrierQSBR),
+    # updater-side bugs: each shows only with two updaters at once (the remover and a
+    # fake writer, or a fake writer and the callback worker)
+    _updater("rcu-gp-shared-early", "rcu", rcu.SharedGPQSBR),
+    _updater("rcu-cookie-early", "rcu", rcu.EarlyCookieQSBR),
+    _updater("cond-sync-stale-cookie", "rcu", rcu.StaleCookieQSBR),
+    _updater("call-rcu-joins-gp", "callbacks", rcu.CallbackJoinsGPQSBR),
+    Mutant("srcu-shared-flip", "srcu", _doc(SRCUSharedFlip), _GP,
+           needs={"sleepers": 1, "fake_writers": 1}, srcu_cls=SRCUSharedFlip),
     Mutant("srcu-skip-old-index", "srcu", _doc(SRCUSkipOldIndex), _GP,
            needs={"sleepers": 1}, srcu_cls=SRCUSkipOldIndex),
     Mutant("srcu-wrong-index-unlock", "srcu", _doc(rcu.WrongIndexSRCU), _STUCK,

@@ -18,6 +18,7 @@ __all__ = [
     "SRCULocksFirst",
     "SRCUNoFlip",
     "SRCUNoWait",
+    "SRCUSharedFlip",
     "SRCUSkipOldIndex",
     "shared_counters_family",
 ]
@@ -83,6 +84,25 @@ class SRCULocksFirst(SRCU):
         locks = self._sum_locks(records, idx)
         sched.point(LABEL_BETWEEN_SUMS)
         return locks - self._sum_unlocks(records, idx)
+
+
+class SRCUSharedFlip(SRCU):
+    """``synchronize()`` that returns when another caller's flip completes.
+
+    A caller that meets a grace period under way waits only until that one has
+    flipped the index (or ended), as if the flip were its grace period. Readers still
+    on the old index, and readers that began on the new one before the call, may
+    still hold what the caller unlinked. Caught by two updaters and a reader that
+    lingers (``tests/test_rcu_updaters.py``) and by the harness.
+    """
+
+    def _synchronize(self) -> None:
+        seq, idx = self.gp_seq, self.index
+        if not seq & 1:
+            super()._synchronize()
+            return
+        sched.wait_until(lambda: self.index != idx or self.gp_seq != seq,
+                         f"srcu {self.name}: another caller's flip")
 
 
 def shared_counters_family() -> type[SRCU]:
