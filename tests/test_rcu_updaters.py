@@ -2,7 +2,7 @@
 
 Each test is a small controlled program: readers that linger in their sections and two
 updaters that use the API under test at the same time, the flavor driven through the
-harness's checked wrappers (``CheckedRCU``/``CheckedSRCU``) so that the oracles, not
+harness's checked wrappers (``rcu_pgdat.harness.checked``) so that the oracles, not
 the test, judge every grace period: a section that began before a grace period (a
 ``synchronize()`` call, a cookie, a queued callback) and is still open when that grace
 period ends is a ``gp-too-short``. The same program runs over the same seeds against
@@ -21,7 +21,7 @@ from rcu_pgdat import sched
 from rcu_pgdat.check import Collector, Oracles
 from rcu_pgdat.mutants import MUTANTS
 from rcu_pgdat.rcu import QSBR, SRCU
-from rcu_pgdat.rcu.checked import CheckedRCU, CheckedSRCU
+from rcu_pgdat.harness.checked import CheckedRCU, CheckedSRCU
 
 #: Seeds swept per case. Measured when written (random strategy, 100 seeds): the
 #: mutants fail 53, 46, 29, 20 and 40 of them, in ``CASES`` order.
