@@ -354,15 +354,15 @@ def test_a_pure_flag_spin_is_rescued_not_a_false_hang() -> None:
             box["ready"] = True
         return Program({"spinner": spinner, "setter": setter})
     try:
-        run = run_program(make, sched.GuidedStrategy([]), hang_timeout=0.6)
+        run = run_program(make, sched.GuidedStrategy([]), hang_timeout=2.0)
         if AVAILABLE:
             assert run.outcome is Outcome.OK, run.describe()
-            again = run_program(make, sched.GuidedStrategy([]), hang_timeout=0.6)
+            again = run_program(make, sched.GuidedStrategy([]), hang_timeout=2.0)
             assert run.trace is not None and again.trace is not None
             assert run.trace.dumps() == again.trace.dumps()
         else:
             assert run.outcome is Outcome.HANG
-        off = run_program(make, sched.GuidedStrategy([]), hang_timeout=0.6,
+        off = run_program(make, sched.GuidedStrategy([]), hang_timeout=2.0,
                           intercept=False)
         assert off.outcome is Outcome.HANG             # the rescue belongs to interception
     finally:

@@ -106,33 +106,31 @@ def _acquire(run: Any, name: str, claim: Any, blocking: bool, timeout: float) ->
     return bool(run.wait_until(claim, label, None if timeout < 0 else timeout))
 
 
-class Lock:
-    """``threading.Lock`` for an intercepted run (see the module docstring)."""
+class _Primitive:
+    """What Lock and RLock share: the factory rule, a real lock inside, the release
+    point. Invariant: ``_lock`` is the one real lock both paths use."""
 
-    __slots__ = ("_lock", "name", "_claim", "__weakref__")
+    __slots__ = ("_lock", "name", "__weakref__")
     _lock: Any
     name: str
-    _claim: Any
+    #: The real primitive the harness's own code gets instead.
+    _REAL: Any = None
 
     def __new__(cls, name: str | None = None) -> Any:
         if name is None:
-            name = origin("Lock")
+            name = origin(cls.__name__)
             if name is None:
-                return _real.allocate_lock()
+                return cls._REAL()
         self = super().__new__(cls)
-        self._lock = _real.allocate_lock()
         self.name = name
-        self._claim = functools.partial(self._lock.acquire, False)
+        self._at_fork_reinit()
         return self
 
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        run, me = caller()
-        if run is None:
-            return self._lock.acquire(blocking, timeout)
-        return _acquire(run, self.name, self._claim, blocking, timeout)
+    def _at_fork_reinit(self) -> None:
+        self._lock = _real.allocate_lock()
 
-    def release(self) -> None:
-        self._lock.release()
+    def _released(self) -> None:
+        """After the real release: a model thread's release is a schedule point."""
         run, _ = caller()
         if run is not None:
             run.point(f"release {self.name}")
@@ -140,44 +138,56 @@ class Lock:
     def locked(self) -> bool:
         return self._lock.locked()
 
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+
+class Lock(_Primitive):
+    """``threading.Lock`` for an intercepted run (see the module docstring)."""
+
+    __slots__ = ("_claim",)
+    _claim: Any
+    _REAL = _real.allocate_lock
+
+    def _at_fork_reinit(self) -> None:
+        super()._at_fork_reinit()
+        self._claim = functools.partial(self._lock.acquire, False)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        run, _ = caller()
+        if run is None:
+            return self._lock.acquire(blocking, timeout)
+        return _acquire(run, self.name, self._claim, blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+        self._released()
+
     def _is_owned(self) -> bool:          # Condition's probe; a plain lock has no owner
         return self._lock.locked()
 
-    def _at_fork_reinit(self) -> None:
-        self._lock = _real.allocate_lock()
-        self._claim = functools.partial(self._lock.acquire, False)
-
     __enter__ = acquire
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
     def __repr__(self) -> str:
         return f"<schedulable Lock {self.name} {'locked' if self.locked() else 'unlocked'}>"
 
 
-class RLock:
+class RLock(_Primitive):
     """``threading.RLock`` for an intercepted run. Invariant: ``_owner`` (a thread
     ident, compared for equality only) and ``_count`` are written by the holder only,
     and ``_lock`` is held exactly while ``_count > 0``."""
 
-    __slots__ = ("_lock", "name", "_owner", "_count", "__weakref__")
-    _lock: Any
-    name: str
+    __slots__ = ("_owner", "_count")
     _owner: int | None
     _count: int
+    _REAL = _real.RLock
 
-    def __new__(cls, name: str | None = None) -> Any:
-        if name is None:
-            name = origin("RLock")
-            if name is None:
-                return _real.RLock()
-        self = super().__new__(cls)
-        self._lock = _real.allocate_lock()
-        self.name = name
-        self._owner = None
-        self._count = 0
-        return self
+    def _at_fork_reinit(self) -> None:
+        super()._at_fork_reinit()
+        self._owner, self._count = None, 0
 
     def _claim(self) -> bool:
         if self._lock.acquire(False):
@@ -190,7 +200,7 @@ class RLock:
         if self._owner == me_ident:
             self._count += 1
             return True
-        run, me = caller()
+        run, _ = caller()
         if run is None:
             if not self._lock.acquire(blocking, timeout):
                 return False
@@ -206,12 +216,7 @@ class RLock:
             return
         self._owner = None
         self._lock.release()
-        run, _ = caller()
-        if run is not None:
-            run.point(f"release {self.name}")
-
-    def locked(self) -> bool:
-        return self._lock.locked()
+        self._released()
 
     def _is_owned(self) -> bool:
         return self._owner == _get_ident()
@@ -228,14 +233,7 @@ class RLock:
         self.acquire()
         self._count, self._owner = state
 
-    def _at_fork_reinit(self) -> None:
-        self._lock = _real.allocate_lock()
-        self._owner, self._count = None, 0
-
     __enter__ = acquire
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
     def __repr__(self) -> str:
         return f"<schedulable RLock {self.name} count={self._count}>"

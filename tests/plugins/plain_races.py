@@ -83,7 +83,8 @@ class Mailbox:
         self.payload: int | None = None
 
 
-def make_busy_wait(correct: bool) -> Scenario:
+def make_busy_wait(correct: bool, sleep: bool = True) -> Scenario:
+    """``sleep=False``: the reader spins on the flag with no sleep at all."""
     box = Mailbox()
     seen: list[int | None] = []
 
@@ -98,7 +99,8 @@ def make_busy_wait(correct: bool) -> Scenario:
 
     def reader() -> None:
         while not box.ready:
-            time.sleep(0)
+            if sleep:
+                time.sleep(0)
         seen.append(box.payload)
 
     def check() -> None:
@@ -190,23 +192,7 @@ def make_aba(correct: bool) -> Scenario:
 
 def make_flag_spin(correct: bool) -> Scenario:
     """A busy-wait on a flag with no sleep at all (schedulable when instrumented)."""
-    box = Mailbox()
-    seen: list[int | None] = []
-
-    def writer() -> None:
-        if correct:
-            box.payload = 42
-        box.ready = True
-        box.payload = 42
-
-    def reader() -> None:
-        while not box.ready:
-            pass
-        seen.append(box.payload)
-
-    def check() -> None:
-        assert seen == [42], f"the reader saw {seen}"
-    return {"reader": reader, "writer": writer}, check
+    return make_busy_wait(correct, sleep=False)
 
 
 class Counter:
