@@ -14,12 +14,13 @@ GIL builds (one bytecode at a time) and on free-threaded CPython (per-object ato
 field and item access, PEP 703), and a thread's two stores are seen by another thread
 in program order.
 
-Open sections form a chain, innermost first, through ``_Section.outer``. ``outer`` is
+Open sections form a chain, innermost first, through ``Section.outer``. ``outer`` is
 set before a section is published and never changes, and the owner publishes and pops
-by one store to ``ThreadState.top``. A scanner loads ``top`` once and walks a chain
-that nobody changes under it: it sees every section published before its load and
-none published after. A section ended out of order (SRCU's handles) is only marked
-``ended``; it leaves the chain when the sections above it have ended too.
+by one store to ``ThreadState.top`` (the oracles' ``section_begin`` and
+``section_end``). A scanner loads ``top`` once and walks a chain that nobody changes
+under it: it sees every section published before its load and none published after.
+A section ended out of order (SRCU's handles) is only marked ``ended``; it leaves the
+chain when the sections above it have ended too.
 
 The obvious alternative, a list per thread that the owner appends to and deletes from
 while a grace period iterates it, is unsafe without a lock: iteration can skip an item
@@ -41,14 +42,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .stats import PIPE_LEN
 
-__all__ = ["Counts", "Section", "ThreadRegistry", "ThreadState"]
+if TYPE_CHECKING:
+    from .oracles import KeyState
+
+__all__ = ["Counts", "Section", "Tally", "ThreadRegistry", "ThreadState"]
 
 
-class Counts:
-    """One thread's counts for one key (flavor or domain); written by that thread only."""
+class Tally:
+    """Counts of one key summed over threads: sections, Reader Pipe, Reader Batch."""
 
     __slots__ = ("batch", "pipe", "sections")
 
@@ -57,7 +62,7 @@ class Counts:
         self.pipe = [0] * (PIPE_LEN + 1)    # Reader Pipe histogram (see ``stats``)
         self.batch = [0] * (PIPE_LEN + 1)   # Reader Batch histogram
 
-    def add(self, other: Counts) -> None:
+    def add(self, other: Tally) -> None:
         """Add ``other``'s counts to these (a snapshot of each list item)."""
         self.sections += other.sections
         for i in range(PIPE_LEN + 1):
@@ -65,44 +70,63 @@ class Counts:
             self.batch[i] += other.batch[i]
 
 
+class Counts(Tally):
+    """One thread's view of one key (flavor or domain): its counts and the key's state.
+
+    The counters are written by the owning thread only. ``sleepable`` is the key's
+    kind as this thread last saw it (``None``: not yet known), so a section's begin
+    checks it without going to the shared key state.
+    """
+
+    __slots__ = ("key", "keystate", "sleepable")
+
+    def __init__(self, key: str, keystate: KeyState, sleepable: bool | None) -> None:
+        super().__init__()
+        self.key = key
+        self.keystate = keystate
+        self.sleepable = sleepable
+
+
 class Section:
     """An open read-side section as the oracle saw it begin.
 
-    ``serial`` numbers the sections of its thread (the handle ``section_begin`` returns,
-    and what reports call it). ``ended`` goes from False to True once, by the owner,
-    before the flavor's unlock is called; ``warned`` (a blocking call in it was
-    reported) is the owner's too.
+    ``serial`` numbers the sections of its thread and key (the handle ``section_begin``
+    returns, and what reports call it). ``ended`` goes from False to True once, by the
+    owner, before the flavor's unlock is called. ``outer`` is the next section down the
+    chain and never changes.
     """
 
-    __slots__ = ("completed_at_begin", "counts", "ended", "key", "outer", "serial",
-                 "sleepable", "warned")
+    __slots__ = ("completed_at_begin", "counts", "ended", "key", "outer", "serial")
 
-    def __init__(self, key: str, sleepable: bool, serial: int, completed_at_begin: int,
-                 counts: Counts, outer: Section | None) -> None:
+    def __init__(self, key: str, counts: Counts, serial: int, completed_at_begin: int,
+                 outer: Section | None) -> None:
         self.key = key
-        self.sleepable = sleepable
+        self.counts = counts
         self.serial = serial
         self.completed_at_begin = completed_at_begin  # grace periods of key ended by then
-        self.counts = counts
-        self.outer = outer          # the next section down the chain; never changes
+        self.outer = outer
         self.ended = False
-        self.warned = False
 
     def describe(self) -> str:
-        return f"{self.key} (sleepable)" if self.sleepable else self.key
+        return f"{self.key} (sleepable)" if self.counts.sleepable else self.key
 
 
 class ThreadState:
-    """One thread's oracle state: its open sections, counters and boot nesting."""
+    """One thread's oracle state: its open sections, counters and boot nesting.
 
-    __slots__ = ("boot", "boot_derefs", "counts", "held_derefs", "name", "serial",
-                 "thread", "top")
+    ``top`` is the chain's head; the oracles publish a section by storing it there and
+    pop ended ones off it (the owner only). ``warned`` is the section in which a
+    blocking call was last reported (reported once per innermost section).
+    """
+
+    __slots__ = ("boot", "boot_derefs", "counts", "held_derefs", "name", "thread", "top",
+                 "warned")
 
     def __init__(self, thread: threading.Thread, name: str) -> None:
         self.thread = thread
         self.name = name
         self.top: Section | None = None     # innermost open section (the chain's head)
-        self.serial = 0                     # sections begun
+        self.warned: Section | None = None
         self.boot = 0
         self.boot_derefs = 0
         self.held_derefs = 0
@@ -110,13 +134,9 @@ class ThreadState:
         #: mutated in place), so a reader of the statistics may iterate what it loaded.
         self.counts: dict[str, Counts] = {}
 
-    def counts_for(self, key: str) -> Counts:
-        """This thread's counts of ``key`` (owner only)."""
-        counts = self.counts.get(key)
-        if counts is None:
-            counts = Counts()
-            self.counts = {**self.counts, key: counts}
-        return counts
+    def add_counts(self, counts: Counts) -> None:
+        """Start counting ``counts.key`` (owner only)."""
+        self.counts = {**self.counts, counts.key: counts}
 
     def chain(self) -> Iterator[Section]:
         """Sections still open, innermost first (one load of ``top``; any thread)."""
@@ -131,14 +151,6 @@ class ThreadState:
         sections = list(self.chain())
         sections.reverse()
         return sections
-
-    def end(self, sec: Section) -> None:
-        """Mark ``sec`` ended, then drop ended sections off the head (owner only)."""
-        sec.ended = True
-        top = self.top
-        while top is not None and top.ended:
-            top = top.outer
-        self.top = top
 
     def close_all(self) -> list[Section]:
         """End every open section; returns them, outermost first. The owner calls it,
@@ -157,7 +169,7 @@ class ThreadRegistry:
         self._lock = threading.Lock()
         #: Registered states in registration order; replaced whole under ``_lock``.
         self.states: tuple[ThreadState, ...] = ()
-        self._left: dict[str, Counts] = {}      # key -> counts of departed threads
+        self._left: dict[str, Tally] = {}       # key -> counts of departed threads
         self._left_boot = 0
         self._left_held = 0
 
@@ -187,11 +199,11 @@ class ThreadRegistry:
     def _fold(self, state: ThreadState) -> None:
         """Add a departing state's counts to the totals; called under ``_lock``."""
         for key, counts in state.counts.items():
-            self._left.setdefault(key, Counts()).add(counts)
+            self._left.setdefault(key, Tally()).add(counts)
         self._left_boot += state.boot_derefs
         self._left_held += state.held_derefs
 
-    def totals(self) -> tuple[dict[str, Counts], int, int]:
+    def totals(self) -> tuple[dict[str, Tally], int, int]:
         """Counts per key over every thread ever registered; boot and held derefs.
 
         Exact once the threads have stopped; while they run, each figure is a value
@@ -199,13 +211,13 @@ class ThreadRegistry:
         """
         with self._lock:
             states = self.states
-            total: dict[str, Counts] = {}
+            total: dict[str, Tally] = {}
             for key, counts in self._left.items():
-                total.setdefault(key, Counts()).add(counts)
+                total.setdefault(key, Tally()).add(counts)
             boot, held = self._left_boot, self._left_held
         for st in states:
             for key, counts in st.counts.items():
-                total.setdefault(key, Counts()).add(counts)
+                total.setdefault(key, Tally()).add(counts)
             boot += st.boot_derefs
             held += st.held_derefs
         return total, boot, held

@@ -199,6 +199,7 @@ class _Ref:
     """Marks the generated reference classes (a cheap ``isinstance`` test)."""
 
     __slots__ = ()
+    _obj: Any               # the target (a slot of each generated class)
 
 
 def _ref_repr(ref: Any) -> str:

@@ -84,7 +84,7 @@ against a concurrent insert on both builds) and load their counts.
 Locks and ordering
 ------------------
 ``Oracles._lock`` (a private ``threading.Lock``) guards ``_keys`` (inserts; readers
-``get``), every ``_KeyState`` counter, ``_retired`` and every ``GracePeriod.ended``. It
+``get``), every ``KeyState`` counter, ``_retired`` and every ``GracePeriod.ended``. It
 is held for bookkeeping only: no schedule point, no wait, no report inside, and no
 reader takes it after its first section of a key. The registry's lock is a leaf. The
 allocator's and the collector's locks are never held while another is taken. Reports go
@@ -102,10 +102,11 @@ from typing import Any, TypeVar
 from .. import sched
 from ..errors import UnbalancedUnlockError, UsageError
 from . import _stack
-from ._threads import Section, ThreadRegistry, ThreadState
+from ._threads import Counts, Section, ThreadRegistry, ThreadState
 from .collector import Collector
 from .kinds import Kind
 from .memory import Tracked, generation, ref_to, unwrap
+from .memory import _Ref as Ref
 from .stats import PIPE_LEN, KeyStats, OracleStats
 from .violation import Violation
 
@@ -162,7 +163,7 @@ class _Retired:
         self.dropped = False        # pushed out of the bounded record table
 
 
-class _KeyState:
+class KeyState:
     """What the oracle knows about one flavor or domain beyond the threads' counts."""
 
     __slots__ = ("begun", "completed", "key", "retired", "retired_count", "sleepable")
@@ -188,7 +189,7 @@ class Oracles:
         self.collector = collector if collector is not None else Collector()
         self.retired_limit = retired_limit
         self._lock = threading.Lock()
-        self._keys: dict[str, _KeyState] = {}
+        self._keys: dict[str, KeyState] = {}
         self._retired: dict[int, _Retired] = {}     # id(target) -> record, oldest first
         self._registry = ThreadRegistry()
         self._tls = threading.local()               # this thread's ThreadState
@@ -211,6 +212,7 @@ class Oracles:
     def thread_exit(self) -> None:
         """The calling thread ends: report any section it left open, then forget it."""
         state = self._thread()
+        state.warned = None
         leaked = state.close_all()
         self._registry.remove(state)
         del self._tls.state
@@ -252,15 +254,15 @@ class Oracles:
 
     # -- keys --------------------------------------------------------------------------------
 
-    def _key(self, key: str, sleepable: bool | None) -> _KeyState:
+    def _key(self, key: str, sleepable: bool | None) -> KeyState:
         """The state of ``key``, created on first use. Raises on a sleepable mismatch."""
         with self._lock:
             return self._key_locked(key, sleepable)
 
-    def _key_locked(self, key: str, sleepable: bool | None) -> _KeyState:
+    def _key_locked(self, key: str, sleepable: bool | None) -> KeyState:
         ks = self._keys.get(key)
         if ks is None:
-            ks = self._keys[key] = _KeyState(key, sleepable)
+            ks = self._keys[key] = KeyState(key, sleepable)
         elif sleepable is not None and ks.sleepable != sleepable:
             if ks.sleepable is not None:
                 raise UsageError(f"section_begin({key!r}, sleepable={sleepable}): {key} was "
@@ -276,15 +278,16 @@ class Oracles:
 
         ``sleepable`` is True for SRCU domains. Returns a handle for ``section_end``.
         """
-        state = self._thread()
-        ks = self._keys.get(key)
-        if ks is None or ks.sleepable != sleepable:
-            ks = self._key(key, sleepable)
-        counts = state.counts.get(key) or state.counts_for(key)
-        counts.sections += 1
-        serial = state.serial = state.serial + 1
+        try:
+            state: ThreadState = self._tls.state
+        except AttributeError:
+            state = self._thread()
+        counts = state.counts.get(key)
+        if counts is None or counts.sleepable != sleepable:
+            counts = self._counts(state, key, sleepable)
+        serial = counts.sections = counts.sections + 1
         # (P) one store publishes the complete record: see the opening comment.
-        state.top = Section(key, sleepable, serial, ks.completed, counts, state.top)
+        state.top = Section(key, counts, serial, counts.keystate.completed, state.top)
         return serial
 
     def section_end(self, key: str, handle: int | None = None) -> None:
@@ -293,10 +296,13 @@ class Oracles:
         Without ``handle`` the innermost open section of ``key`` ends; with the handle
         ``section_begin`` returned, that one (SRCU sections need not nest).
         """
-        state = self._thread()
+        try:
+            state: ThreadState = self._tls.state
+        except AttributeError:
+            state = self._thread()
         sec = state.top
         while sec is not None:
-            if not sec.ended and sec.key == key and (handle is None or sec.serial == handle):
+            if sec.key == key and not sec.ended and (handle is None or sec.serial == handle):
                 break
             sec = sec.outer
         else:
@@ -304,9 +310,26 @@ class Oracles:
             raise UnbalancedUnlockError(
                 f"section_end({key!r}) in thread {state.name}, which has no open section of "
                 f"{key} {which}; emit section_end once per section_begin, in the same thread")
-        completed = self._keys[key].completed
-        sec.counts.batch[min(completed - sec.completed_at_begin, PIPE_LEN)] += 1
-        state.end(sec)                                  # (E) ended, then off the chain
+        counts = sec.counts
+        batch = counts.keystate.completed - sec.completed_at_begin
+        counts.batch[batch if batch < PIPE_LEN else PIPE_LEN] += 1
+        sec.ended = True                                # (E)
+        if sec is state.top:                            # pop what has ended off the head
+            top = sec.outer
+            while top is not None and top.ended:
+                top = top.outer
+            state.top = top
+
+    def _counts(self, state: ThreadState, key: str, sleepable: bool | None) -> Counts:
+        """The calling thread's counts of ``key``, the key created or its kind checked
+        (a section's first begin, or a read, per thread and key)."""
+        ks = self._key(key, sleepable)
+        counts = state.counts.get(key)
+        if counts is None:
+            counts = Counts(key, ks, ks.sleepable)
+            state.add_counts(counts)
+        counts.sleepable = ks.sleepable
+        return counts
 
     def reader_context(self) -> str:
         """Where the calling thread is, for reports: ``inside read-side section ...``."""
@@ -412,23 +435,24 @@ class Oracles:
 
         :meth:`deref` calls this; call it directly for reads that need no deref check.
         """
-        return self._count_read(self._thread(), obj, key)
+        return self._count_read(self._thread(), obj, key, None)
 
-    def _count_read(self, state: ThreadState, obj: Any, key: str) -> int:
-        target = unwrap(obj)
+    def _count_read(self, state: ThreadState, obj: Any, key: str,
+                    counts: Counts | None) -> int:
+        """Count a read of ``obj`` under ``key`` (``counts``: the thread's, if known)."""
+        target = obj._obj if isinstance(obj, Ref) else obj
         rec = self._retired.get(id(target))
-        if rec is not None and rec.generation is not None and \
-                rec.generation != generation(target):
-            rec = None              # re-initialized since it was retired
-        if rec is None:
-            pipe, counted = 0, key
-        else:
-            pipe, counted = 1 + rec.full, rec.key
-        counts = state.counts.get(counted)
+        pipe = 0
+        if rec is not None:
+            if rec.generation is not None and rec.generation != generation(target):
+                rec = None          # re-initialized since it was retired
+            else:
+                pipe = 1 + rec.full
+                if rec.key != key:
+                    key, counts = rec.key, None
         if counts is None:
-            self._key(counted, None)
-            counts = state.counts_for(counted)
-        counts.pipe[min(pipe, PIPE_LEN)] += 1
+            counts = state.counts.get(key) or self._counts(state, key, None)
+        counts.pipe[pipe if pipe < PIPE_LEN else PIPE_LEN] += 1
         if pipe > 1 and rec is not None:
             self._report_pipeline(target, rec, pipe)
         return pipe
@@ -458,18 +482,24 @@ class Oracles:
         """
         if isinstance(keys, str):
             keys = (keys,)
-        state = self._thread()
-        key = None
+        try:
+            state: ThreadState = self._tls.state
+        except AttributeError:
+            state = self._thread()
+        found = None
         sec = state.top
         while sec is not None:          # the outermost protecting section counts the read
             if sec.key in keys and not sec.ended:
-                key = sec.key
+                found = sec
             sec = sec.outer
-        if key is None:
+        if found is None:
             self._deref_outside(state, obj, keys, held)
         if obj is None:
             return obj
-        self._count_read(state, obj, key if key is not None else keys[0])
+        if found is None:
+            self._count_read(state, obj, keys[0], None)
+        else:
+            self._count_read(state, obj, found.key, found.counts)
         return ref_to(obj) if isinstance(obj, Tracked) else obj
 
     def _deref_outside(self, state: ThreadState, obj: Any, keys: Sequence[str],
@@ -504,10 +534,10 @@ class Oracles:
         if state.top is None:
             return
         sections = state.open_sections()
-        if not sections or sections[-1].warned:
+        if not sections or state.warned is sections[-1]:
             return      # once per innermost section: synchronize's own wait would repeat it
         if gp_key is not None and any(sec.key == gp_key for sec in sections):
-            sections[-1].warned = True
+            state.warned = sections[-1]
             self.collector.report(Violation.capture(
                 Kind.DEADLOCK, f"in {state.name}: {what} inside its own read-side section",
                 state.name, what=f"{what} by thread {state.name}, {self.reader_context()}",
@@ -515,9 +545,9 @@ class Oracles:
                         "a self-deadlock (lockdep: \"Illegal synchronize in read-side "
                         "critical section\")."))
             return
-        atomic = [sec.describe() for sec in sections if not sec.sleepable]
+        atomic = [sec.describe() for sec in sections if not sec.counts.sleepable]
         if atomic:
-            sections[-1].warned = True
+            state.warned = sections[-1]
             self.collector.report(Violation.capture(
                 Kind.SLEEP_IN_ATOMIC, f"in {state.name}: {what} inside {', '.join(atomic)}",
                 state.name, what=f"{what} by thread {state.name}, {self.reader_context()}",

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from rcu_pgdat.check.null import NullOracles
 from rcu_pgdat.mm import system as _system
 from stress.run import RunConfig, StressResult, run
 
-__all__ = ["oracles_switched", "reader_run", "reads_per_second", "violation_kinds"]
+__all__ = ["SNAPSHOTS", "oracles_switched", "reader_run", "reads_per_second",
+           "steady_reads_per_second", "violation_kinds"]
 
 
 @contextlib.contextmanager
@@ -43,21 +45,41 @@ def oracles_switched(on: bool) -> Iterator[None]:
         _system.Oracles = saved                 # type: ignore[misc]
 
 
+#: Status snapshots a run with ``samples`` takes over its duration.
+SNAPSHOTS = 6
+
+
 def reader_run(*, scheme: str = "rcu", iterators: int = 1, nodes: int = 4,
                fake_writers: int = 0, duration: float = 1.0, sched: str = "naive",
-               seed: int = 1, oracles: bool = True) -> StressResult:
-    """One run of ``iterators`` readers under ``scheme`` while the remover churns nodes."""
+               seed: int = 1, oracles: bool = True,
+               samples: list[dict[str, Any]] | None = None) -> StressResult:
+    """One run of ``iterators`` readers under ``scheme`` while the remover churns nodes.
+
+    ``samples``: the run's status snapshots (``elapsed``, ``reads``, ...) are appended
+    to it, about ``SNAPSHOTS`` of them, for :func:`steady_reads_per_second`.
+    """
+    interval = duration / SNAPSHOTS if samples is not None else 1e9
     cfg = RunConfig(scheme=scheme, iterators=iterators, allocators=0, sleepers=0,
                     policy_users=0, fake_writers=fake_writers, nodes=nodes,
                     cpus=max(8, 2 * nodes), duration=duration, sched=sched, seed=seed,
-                    status_interval=1e9, stall_timeout=max(10.0, 4 * duration))
+                    status_interval=interval, stall_timeout=max(10.0, 4 * duration))
     with oracles_switched(oracles):
-        return run(cfg, status=None)
+        return run(cfg, status=None,
+                   progress=samples.append if samples is not None else None)
 
 
 def reads_per_second(result: StressResult) -> float:
     """Reads of every worker per second of the run (setup and shutdown included)."""
     return sum(s.reads for s in result.workers.values()) / result.elapsed
+
+
+def steady_reads_per_second(result: StressResult, samples: list[dict[str, Any]]) -> float:
+    """Reads per second between the first and the last snapshot: every reader running,
+    setup and shutdown left out. The whole run's rate with fewer than two snapshots."""
+    if len(samples) < 2 or samples[-1]["elapsed"] <= samples[0]["elapsed"]:
+        return reads_per_second(result)
+    first, last = samples[0], samples[-1]
+    return (last["reads"] - first["reads"]) / (last["elapsed"] - first["elapsed"])
 
 
 def violation_kinds(result: StressResult) -> list[str]:

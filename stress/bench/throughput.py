@@ -3,7 +3,8 @@ with the oracles on and off.
 
 Each cell is a whole stress run (``_runs.reader_run``): N node iterators, nothing else
 but the remover, for a fixed time; the figure is reads per second (every zone visited
-counts one read). Every (scheme, oracles) variant takes its turn for each reader count
+counts one read) between the run's first and last status snapshot, so thread start-up
+and shutdown do not dilute it. Every (scheme, oracles) variant takes its turn for each reader count
 and each repeat, so a drift of the machine hits all of them alike; the median of the
 repeats counts. Ratios: each variant's N-reader figure over its own 1-reader figure
 (how it scales), and over ``rwlock``'s with the same oracles setting at the same N.
@@ -21,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._common import Options, Section, median, ratio
-from ._runs import reader_run, reads_per_second, violation_kinds
+from ._runs import reader_run, steady_reads_per_second, violation_kinds
 
 __all__ = ["SCHEMES", "READERS", "ORACLES", "measure", "section"]
 
@@ -46,9 +47,11 @@ def measure(readers: tuple[int, ...] = READERS, schemes: tuple[str, ...] = SCHEM
         for n in readers:
             for on in oracles:
                 for scheme in schemes:              # side by side: see the module doc
+                    samples: list[dict[str, Any]] = []
                     result = reader_run(scheme=scheme, iterators=n, duration=duration,
-                                        sched=sched, seed=seed + rep, oracles=on)
-                    rates[on][scheme][n].append(reads_per_second(result))
+                                        sched=sched, seed=seed + rep, oracles=on,
+                                        samples=samples)
+                    rates[on][scheme][n].append(steady_reads_per_second(result, samples))
                     bad.extend(f"{scheme}/{n}/{'on' if on else 'off'}: {k}"
                                for k in violation_kinds(result))
     return {"reads_per_s": rates.get(True, {}), "oracles_off": rates.get(False, {}),
@@ -74,7 +77,8 @@ def section(opts: Options) -> Section:
     columns = (["scheme", "oracles"] + [f"{n} reader{'s' if n > 1 else ''}" for n in READERS]
                + [f"{n} vs 1" for n in READERS[1:]]
                + [f"x rwlock at {n}" for n in READERS[1:]])
-    notes = [f"Reads per second of wall time (setup and shutdown included), median of "
+    notes = [f"Reads per second of wall time while every reader runs (between the "
+             f"first and last status snapshot of a run), median of "
              f"{repeat} run(s) of {duration:g} s per cell, variants interleaved; node "
              f"iterators only, the remover churning 4 nodes, --sched {opts.sched}. "
              "Oracles off: NullOracles (no section, grace-period, dereference or "
