@@ -44,6 +44,7 @@ YIELD = 0.3                 # chance that a schedule point yields the CPU ...
 PREEMPT = 0.01              # ... or is preempted for a while (PREEMPT_SECONDS)
 PREEMPT_SECONDS = 1e-3
 SEEDS = range(1, 13)        # a mutant must be caught within these
+POLLS = 20                  # polls of a cookie before cond_synchronize()
 JOIN_TIMEOUT = 60.0         # a bound on a stuck run, never a rate
 
 FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
@@ -154,9 +155,12 @@ def run(make: Callable[[], Any], sleepable: bool, seed: int) -> Outcome:
                     queue = checked.call_srcu if sleepable else checked.call_rcu
                     queue(functools.partial(memory.free, old))
                 elif choice < 0.45 and not sleepable:
-                    cookie = checked.get_state()
-                    sched.yield_point("updater:cookie")
-                    if not checked.poll_state(cookie):
+                    cookie = checked.get_state()            # poll a while, as
+                    for _ in range(POLLS):                  # rcutorture's writer
+                        sched.yield_point("updater:poll")   # does, then wait
+                        if checked.poll_state(cookie):
+                            break
+                    else:
                         checked.cond_synchronize(cookie)
                     memory.free(old)
                 else:
