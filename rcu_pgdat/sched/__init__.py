@@ -10,6 +10,11 @@ and :class:`Mutex`. What happens there is decided by the installed scheduler:
 * :class:`ControlledScheduler` with a :class:`Strategy` (``random``, ``pct``, replay of a
   trace): one model thread runs between two points, a seed decides who; time is steps.
 
+Code written without any of this runs controlled too: by default a controlled run
+intercepts plain ``threading``, ``queue`` and ``time`` for its own threads
+(``intercept``), ``instrument`` adds points at the shared accesses of named modules,
+and a failure is explained by the conflicting accesses behind it (``accesses``).
+
 On top of controlled runs (each re-runs a program from scratch, see ``runner``):
 :func:`run_program`, :func:`replay` of a :class:`Trace` file, :func:`sweep` over seeds,
 :func:`explore` (every interleaving with at most K preemptions), :func:`shrink` (a

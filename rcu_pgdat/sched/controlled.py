@@ -766,8 +766,11 @@ class ControlledScheduler(Scheduler):
         return (f"hang at step {self._clock}: model thread {t.name} ran for more than "
                 f"{self.hang_timeout:g} s of wall-clock time without reaching a schedule "
                 f"point (it ran from {t.label!r}). It is blocked where the scheduler cannot "
-                "see it (a threading lock, a C call, time.sleep, a join): make that wait "
-                "go through sched.wait_until, sched.Mutex, sched.Event or sched.sleep.\n"
+                "see it: a C call, or a lock, event or sleep that interception does not "
+                "cover (created before the run began, bound at import, or the run has "
+                "interception off). Create it inside the run (the program's factory, the "
+                "plug-in's constructor), or wait through sched.wait_until, sched.Mutex, "
+                "sched.Event or sched.sleep.\n"
                 f"  {t.name} is here:\n{thread_stack(t.thread)}\n"
                 + (f"other threads:\n{self._states(others, stacks=False)}" if others else ""))
 
