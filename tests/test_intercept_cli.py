@@ -39,6 +39,14 @@ def test_a_broken_plain_threading_rcu_is_caught(tmp_path: Path) -> None:
     assert "--instrument plain_rcu" in proc.stdout          # the reproduce line keeps it
 
 
+def test_a_lost_wakeup_in_a_plain_rcu_is_a_deadlock_not_a_pass(tmp_path: Path) -> None:
+    """A read_unlock that forgets to notify: the grace period waits on its Condition
+    for good. Under a real clock a timeout would end that wait and pass the run."""
+    proc = cli("--flavor", "plain_rcu:NoNotifyRCU", *SWEEP, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BUG: deadlock" in proc.stdout
+
+
 def test_without_interception_its_condition_wait_is_invisible(tmp_path: Path) -> None:
     """The same correct plug-in with --no-intercept: its Condition wait blocks in the OS
     where the scheduler cannot see it, which is reported as a stall."""

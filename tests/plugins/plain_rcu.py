@@ -69,3 +69,16 @@ class SleepRCU(PlainRCU):
 
     def synchronize(self) -> None:
         time.sleep(0.005)
+
+
+class NoNotifyRCU(PlainRCU):
+    """Broken: a reader leaves its section without waking a waiting grace period (a
+    lost wake-up: the grace period waits on its Condition for good)."""
+
+    name = "plain-no-notify"
+
+    def read_unlock(self) -> None:
+        rec = self._me()
+        rec.nest -= 1
+        if rec.nest == 0:
+            rec.seq += 1
