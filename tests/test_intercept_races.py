@@ -48,7 +48,11 @@ CASES = [("containment", True, Outcome.FAILED), ("condition", False, Outcome.DEA
 
 @pytest.mark.parametrize("name,needs,outcome", CASES)
 def test_the_bug_is_found_in_unmodified_code(name: str, needs: bool, outcome: Outcome) -> None:
-    opts = {"instrument": INSTRUMENT} if needs else {}
+    opts: dict[str, Any] = {"instrument": INSTRUMENT} if needs else {}
+    if name == "aba":          # a few in a thousand seeds: search the space instead
+        found = explore(program(name, False), max_preemptions=3, **opts).failure
+        assert found is not None and found.outcome is outcome
+        return
     failing = first_failure(sweep(name, False, 50, **opts))
     assert failing is not None and failing.outcome is outcome
 
