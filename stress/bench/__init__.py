@@ -3,7 +3,8 @@
 Performance has two faces here. The RFC chose RCU because it costs readers the least:
 the *read-side*, *throughput*, *gp-latency* and *callbacks* sections measure the
 protection schemes. A verifier is only as good as how fast it finds bugs: the
-*oracles*, *controlled*, *detection*, *seeds* and *scale* sections measure the harness.
+*oracles*, *controlled*, *detection*, *seeds*, *scale* and *intercept* (explicit points
+vs interception vs instrumentation) sections measure the harness.
 
 One tool: the older single-purpose scripts feed it. ``stress.bench_oracles.measure``
 and ``stress.bench_sched.measure`` are imported by the oracles and seeds sections;
