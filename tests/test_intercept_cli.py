@@ -132,3 +132,12 @@ def test_the_pytest_plugin_checks_a_plain_threading_rcu(pytester: Any) -> None:
     assert "test_plain.py::test_broken" in out and "BUG: " in out
     assert "--rcu-instrument test_plain" in out
     assert "conflicting accesses" in out
+
+
+def test_the_plugin_rejects_a_bad_instrument_option(pytester: Any) -> None:
+    pytester.makepyfile(test_nothing="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:rcu_pgdat", "-p", "rcu_pgdat.pytest_plugin", "-p", "no:cacheprovider",
+        "--rcu-instrument", "not a module")
+    assert result.ret == 4                                   # pytest's usage error
+    result.stderr.fnmatch_lines(["*--rcu-instrument: not a module name: 'not a module'*"])
