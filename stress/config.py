@@ -28,7 +28,7 @@ __all__ = ["RunConfig", "CHOICES", "DEFAULTS", "STALL_SCALE_THREADS"]
 
 #: Threads up to which ``--stall-timeout`` is the free-running stall limit as given;
 #: beyond, the limit grows in proportion (``RunConfig.stall_limit``).
-STALL_SCALE_THREADS = 64
+STALL_SCALE_THREADS = 32
 
 #: ``RunConfig`` fields whose value is a name in a registry, and that registry.
 CHOICES: dict[str, Collection[str]] = {

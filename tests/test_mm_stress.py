@@ -85,5 +85,5 @@ def test_the_stall_limit_follows_the_number_of_threads() -> None:
     assert RunConfig().stall_limit() == 10.0                     # 8 threads
     big = RunConfig(nodes=64, cpus=64, allocators=64, iterators=64, sleepers=64,
                     policy_users=48, fake_writers=15)
-    assert len(big.thread_plan()) == 256 and big.stall_limit() == 40.0
+    assert len(big.thread_plan()) == 256 and big.stall_limit() == 80.0
     assert RunConfig(stall_timeout=2.5).stall_limit() == 2.5
