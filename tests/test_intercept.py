@@ -368,3 +368,28 @@ def test_a_pure_flag_spin_is_rescued_not_a_false_hang() -> None:
     finally:
         for box in boxes:                              # let a hung spinner end
             box["ready"] = True
+
+
+def test_a_replay_probes_waiters_before_a_time_jump_as_the_recorded_run_did() -> None:
+    """The last step frees no waiter but moves the clock's epoch: the recorded run
+    probed the waiters (still blocked) and the clock jumped to the sleeper. The replay
+    must probe them too, not report a departure. Common with interception, whose
+    Condition and Event waits are such waiters."""
+    def make() -> Program:
+        flag = threading.Event()
+
+        def sleeper() -> None:
+            time.sleep(10)
+            flag.set()
+
+        def stepper() -> None:
+            for _ in range(3):
+                time.sleep(0)
+
+        return Program({"waiter": flag.wait, "sleeper": sleeper, "stepper": stepper})
+    for seed in range(10):
+        run = run_program(make, RandomStrategy(seed))
+        assert run.outcome is Outcome.OK and run.trace is not None
+        again = sched.replay(make, run.trace)
+        assert again.outcome is Outcome.OK and again.trace is not None
+        assert again.trace.steps == run.trace.steps

@@ -731,6 +731,11 @@ class ControlledScheduler(Scheduler):
         t = self._by_name.get(name)
         return None if t is None else t.label
 
+    def probe_only(self, name: str) -> bool:
+        t = self._by_name.get(name)
+        return t is not None and t.status == _BLOCKED and not (
+            t.deadline is not None and t.deadline <= self._clock)
+
     def explain(self, name: str) -> str:
         t = self._by_name.get(name)
         if t is None:

@@ -26,6 +26,8 @@ class _View(Protocol):
 
     def explain(self, name: str) -> str: ...
 
+    def probe_only(self, name: str) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -75,6 +77,11 @@ class Decision:
     def explain(self, name: str) -> str:
         """What ``name`` is doing, for messages ("waits for lock m", "finished")."""
         return self._view.explain(name)
+
+    def probe_only(self, name: str) -> bool:
+        """Whether candidate ``name`` is a blocked waiter: picking it only re-evaluates
+        its condition (a step only if that is now true)."""
+        return self._view.probe_only(name)
 
 
 class Strategy:
