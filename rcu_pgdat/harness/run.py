@@ -115,8 +115,11 @@ class Run:
     def _teardown(self) -> None:
         """After every registered thread finished, run the shutdown actions in order."""
         count = len(self.threads)
-        sched.wait_until(lambda: len(self.finished) >= count,
-                         f"{TEARDOWN}: every thread to finish")
+
+        def all_finished() -> bool:
+            return len(self.finished) >= count
+        sched.wait_until(all_finished, f"{TEARDOWN}: every thread to finish",
+                         ready=all_finished)
         self.shut_down()
 
     def shut_down(self) -> None:

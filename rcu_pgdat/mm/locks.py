@@ -48,9 +48,13 @@ class SpinLock:
         """Spin (through the scheduler) until the lock is ours."""
         sched.point(f"spin_lock:{self.name}")
         if not self._lock.acquire(False):
-            sched.active().wait_until(lambda: self._lock.acquire(False),
-                                      f"spin_lock {self.name}")
+            sched.active().wait_until(
+                sched.ReadyCond(lambda: self._lock.acquire(False), self._free),
+                f"spin_lock {self.name}")
         self.owner = sched.current_name()
+
+    def _free(self) -> bool:
+        return not self._lock.locked()
 
     def release(self) -> None:
         """Release; only the holder may."""

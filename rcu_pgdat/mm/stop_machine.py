@@ -146,7 +146,7 @@ class StopMachine:
                 started = sched.now()
                 for cpu in self.cpus:                    # D: pairs with A in enter()
                     if not cpu.idle():
-                        sched.wait_until(cpu.idle, f"{what}: {cpu._label}")
+                        sched.wait_until(cpu.idle, f"{what}: {cpu._label}", ready=cpu.idle)
                 self.wait_time += sched.now() - started
                 sched.point("stop_machine:stopped")
                 result = fn()
@@ -184,7 +184,8 @@ class StopMachine:
         # Preempted by the stopper, not asleep: no might-sleep announcement.
         scheduler = sched.active()
         if scheduler.controlled:
-            scheduler.wait_until(cpu.running, f"{task.name}: cpu{cpu.cpu} stopped")
+            scheduler.wait_until(sched.ReadyCond(cpu.running, cpu.running),
+                                 f"{task.name}: cpu{cpu.cpu} stopped")
         else:
             while cpu.stopped:
                 self._resumed.wait(0.05)

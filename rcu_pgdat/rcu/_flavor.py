@@ -291,7 +291,8 @@ class FlavorBase(Generic[R]):
             dead.extend(r for r in gone if count(r))
             return bool(dead) or len(gone) == len(records)
 
-        sched.wait_until(passed_or_dead, what)
+        sched.wait_until(passed_or_dead, what, ready=lambda: passed() or any(
+            not r.thread.is_alive() for r in records))
         if dead:
             rec = dead[0]
             self._broken = (

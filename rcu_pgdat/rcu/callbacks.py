@@ -146,7 +146,8 @@ class CallbackWorker:
         correctness argument (module comment); the catalogue's ``call-rcu-joins-gp``
         overrides it to take the batch after the grace period instead.
         """
-        sched.wait_until(self._has_work, f"{self.name}: callbacks to run")
+        sched.wait_until(self._has_work, f"{self.name}: callbacks to run",
+                         ready=self._has_work)
         batch, stopping = self._take_batch()
         if not batch:
             return not stopping

@@ -34,7 +34,7 @@ from typing import Any, Callable
 from . import _real  # noqa: F401 - first: capture the real primitives before any patch
 from . import _state
 from .accesses import Access, explain, note as note_access
-from ._base import Scheduler
+from ._base import ReadyCond, Scheduler
 from ._report import interleaving_table
 from .controlled import ControlledScheduler, Outcome, RunResult, RunStopped, ThreadError
 from .explore import ExploreResult, explore
@@ -50,6 +50,7 @@ from .trace import Step, Trace
 
 __all__ = [
     "Scheduler",
+    "ReadyCond",
     "StressScheduler",
     "Event",
     "Mutex",
@@ -111,10 +112,16 @@ def yield_point(label: str) -> None:
     _state.active.yield_point(label)
 
 
-def wait_until(cond: Callable[[], Any], what: str, timeout: float | None = None) -> bool:
-    """Block until ``cond()`` is true (evaluated by this thread only); see ``Scheduler``."""
+def wait_until(cond: Callable[[], Any], what: str, timeout: float | None = None, *,
+               ready: Callable[[], Any] | None = None) -> bool:
+    """Block until ``cond()`` is true (evaluated by this thread only); see ``Scheduler``.
+
+    ``ready``: an optional pure test that rules the wait out without waking the waiter
+    (see :class:`ReadyCond`; for a ``cond`` without side effects, ``cond`` itself).
+    """
     _state.might_sleep(what)
-    return _state.active.wait_until(cond, what, timeout)
+    return _state.active.wait_until(cond if ready is None else ReadyCond(cond, ready),
+                                    what, timeout)
 
 
 def sleep(duration: float) -> None:

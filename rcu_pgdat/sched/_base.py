@@ -14,6 +14,14 @@ The contract every implementation keeps, and that the algorithms rely on:
   controlled mode no other model thread runs between a true ``cond()`` and the return.
   With a ``timeout`` (seconds, or steps in controlled mode) it returns ``False`` once
   the time is up and ``cond()`` is still false.
+* A condition may carry a *ready test* (:class:`ReadyCond`): a test the scheduler may
+  evaluate in any thread to rule the waiter out without waking it. It has no side
+  effect, does not depend on the calling thread, does not block, and ``ready()`` false
+  implies ``cond()`` false (for a pure ``cond``, ``cond`` itself; for a claim such as
+  ``lock.acquire(False)``, whether the lock is free). It saves the controlled scheduler
+  a hand-over to a waiter that would only find its condition false; a scheduler that
+  does not know ready tests simply calls the condition, so custom schedulers keep
+  working unchanged.
 * No implementation holds the GIL while it waits: a waiter either sleeps in the OS or
   is parked by the controlled scheduler.
 """
@@ -24,7 +32,23 @@ import threading
 import time
 from typing import Any, Callable
 
-__all__ = ["Scheduler"]
+__all__ = ["Scheduler", "ReadyCond"]
+
+
+class ReadyCond:
+    """A wait condition with a pure ready test (see the module docstring).
+
+    Calling it evaluates ``cond``; ``ready`` is read only by schedulers that use it.
+    """
+
+    __slots__ = ("cond", "ready")
+
+    def __init__(self, cond: Callable[[], Any], ready: Callable[[], Any]) -> None:
+        self.cond = cond
+        self.ready = ready
+
+    def __call__(self) -> Any:
+        return self.cond()
 
 # Backoff for free-running waits: a few plain yields first (the common case is a
 # wait that ends within a few switch intervals), then sleeps that double up to a cap,

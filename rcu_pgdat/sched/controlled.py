@@ -59,7 +59,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import UsageError
 from . import _real
-from ._base import Scheduler
+from ._base import ReadyCond, Scheduler
 from .accesses import Access, AccessLog, explain
 from ._report import interleaving_table, thread_stack
 from .decision import Decision, Strategy
@@ -183,22 +183,33 @@ class RunResult:
 
 
 class _Thread:
-    """The scheduler's record of one model thread. Fields other than ``sem`` are
-    guarded by the scheduler lock (``unwinding`` is touched by the thread only)."""
+    """The scheduler's record of one model thread. Fields other than ``gate`` and
+    ``permit`` are guarded by the scheduler lock (``unwinding`` is touched by the thread
+    only).
 
-    __slots__ = ("name", "target", "thread", "sem", "status", "label", "what", "waits",
-                 "deadline", "epoch", "wake", "last_step", "unwinding", "error", "in_cond",
-                 "yielded")
+    ``gate`` is a plain lock held while the thread may not run: releasing it hands the
+    thread the token, the thread's own ``acquire`` parks it. A plain lock is a binary
+    semaphore at a fraction of ``threading.Semaphore``'s cost; it must never be released
+    twice, so ``permit`` says a release is pending (set under the scheduler lock by the
+    releaser, cleared by the thread once it passed the gate; see ``_hand``).
+    """
+
+    __slots__ = ("name", "target", "thread", "gate", "permit", "status", "label", "what",
+                 "waits", "ready", "deadline", "epoch", "wake", "last_step", "unwinding",
+                 "error", "in_cond", "yielded")
 
     def __init__(self, name: str, target: Callable[[], None]) -> None:
         self.name = name
         self.target = target
         self.thread: threading.Thread | None = None
-        self.sem = _real.Semaphore(0)         # the thread parks here between its steps
+        self.gate = _real.allocate_lock()     # the thread parks here between its steps
+        self.gate.acquire()
+        self.permit = False                   # a release of gate is pending
         self.status = _RUNNABLE
         self.label = "start"                  # the point it waits at / ran from
         self.what = ""                        # what a blocked thread waits for
         self.waits = False                    # blocked on a condition (not only time)
+        self.ready: Callable[[], Any] | None = None   # the waiter's pure "may go on" test
         self.deadline: int | None = None      # step at which a timed wait is due
         self.epoch = 0                        # scheduler epoch of its last false cond
         self.wake = _RUN
@@ -319,8 +330,8 @@ class ControlledScheduler(Scheduler):
             me.label = label
             me.status = _RUNNABLE
             me.yielded = yielded
-            self._dispatch_locked()      # may pick me again: then my semaphore has a permit
-        self._park(me)                   # pairs with sem.release() in _dispatch_locked
+            self._dispatch_locked()      # may pick me again: then my gate has a permit
+        self._park(me)                   # pairs with _hand() in _dispatch_locked
 
     @staticmethod
     def _eval(me: _Thread, cond: Callable[[], Any]) -> bool:
@@ -348,7 +359,8 @@ class ControlledScheduler(Scheduler):
         if self._eval(me, cond):
             return True                  # no point: the step goes on (see module doc)
         deadline = None if timeout is None else self._clock + max(1, math.ceil(timeout))
-        return self._block(me, cond, what, deadline)
+        ready = cond.ready if isinstance(cond, ReadyCond) else None
+        return self._block(me, cond, what, deadline, ready)
 
     def sleep(self, seconds: float) -> None:
         me: _Thread | None = getattr(self._tls, "me", None)
@@ -361,7 +373,7 @@ class ControlledScheduler(Scheduler):
         if self._outcome is not None:
             self._unwind(me)
             return
-        self._block(me, None, "sleep", self._clock + math.ceil(seconds))
+        self._block(me, None, "sleep", self._clock + math.ceil(seconds), None)
 
     def now(self) -> float:
         return self._clock
@@ -462,13 +474,14 @@ class ControlledScheduler(Scheduler):
     # -- blocking ----------------------------------------------------------------------
 
     def _block(self, me: _Thread, cond: Callable[[], Any] | None, what: str,
-               deadline: int | None) -> bool:
+               deadline: int | None, ready: Callable[[], Any] | None) -> bool:
         """Park ``me`` until ``cond`` (None: only time) holds or ``deadline`` is due."""
         with self._lock:
             me.status = _BLOCKED
             me.label = what
             me.what = what if deadline is None else f"{what} (until step {deadline})"
             me.waits = cond is not None
+            me.ready = ready
             me.deadline = deadline
             while True:
                 me.epoch = self._epoch           # cond is false as of now (invariant B)
@@ -494,12 +507,14 @@ class ControlledScheduler(Scheduler):
                         self._grant_locked(me)
                     me.deadline = None
                     me.waits = False
+                    me.ready = None
                     return ok
                 self._blocked_now.append(me.name)  # still blocked: decide again
 
     def _park(self, me: _Thread) -> None:
         """Wait for the token; raise RunStopped if woken to unwind."""
-        me.sem.acquire()                 # the releaser set me.wake first, under the lock
+        me.gate.acquire()                # the releaser set me.wake first, under the lock
+        me.permit = False
         if me.wake == _STOP:
             me.unwinding = True
             raise RunStopped(f"{me.name}: the run ended ({self._outcome and self._outcome.value})")
@@ -522,10 +537,46 @@ class ControlledScheduler(Scheduler):
     # -- decisions (lock held, by the thread giving up the token) -----------------------
 
     def _candidates(self, live: list[_Thread]) -> list[_Thread]:
+        """The threads that may take the next step (invariant B decides for waiters).
+
+        A waiter whose epoch moved is offered only if its ``ready`` test (when it gave
+        one) does not rule it out; a false ``ready`` proves the condition false as of
+        now, so its epoch is brought up to date and invariant B holds again.
+        """
         clock, epoch = self._clock, self._epoch
-        return [t for t in live if t.status == _RUNNABLE or (
-            t.status == _BLOCKED and ((t.deadline is not None and t.deadline <= clock)
-                                      or (t.waits and t.epoch < epoch)))]
+        out = []
+        for t in live:
+            status = t.status
+            if status is _RUNNABLE:
+                out.append(t)
+            elif status is _BLOCKED:
+                if t.deadline is not None and t.deadline <= clock:
+                    out.append(t)
+                elif t.waits and t.epoch < epoch:
+                    if t.ready is not None and not self._ready(t):
+                        t.epoch = epoch
+                    else:
+                        out.append(t)
+        return out
+
+    def _ready(self, t: _Thread) -> bool:
+        """Evaluate waiter ``t``'s ``ready`` test here, in the deciding thread.
+
+        The test is pure by contract, so the thread that evaluates it does not matter;
+        points inside it are no-ops (the decider is marked as inside a condition, as
+        ``_eval`` does for a waiter). An error counts as "may go on": the waiter then
+        evaluates its own condition and meets the error itself.
+        """
+        me: _Thread | None = getattr(self._tls, "me", None)
+        if me is not None:
+            was, me.in_cond = me.in_cond, True
+        try:
+            return bool(t.ready() if t.ready is not None else True)
+        except Exception:  # noqa: BLE001 - the waiter's own evaluation reports it
+            return True
+        finally:
+            if me is not None:
+                me.in_cond = was
 
     def _dispatch_locked(self) -> None:
         """Hand the token to the next thread, or end the run."""
@@ -587,8 +638,20 @@ class ControlledScheduler(Scheduler):
             else:
                 self._running = chosen           # a probe: it decides again if still blocked
                 chosen.wake = _PROBE
-            chosen.sem.release()                 # hand-over; pairs with _park()
+            self._hand(chosen)                   # hand-over; pairs with _park()
             return
+
+    @staticmethod
+    def _hand(t: _Thread) -> None:
+        """Let ``t`` pass its gate (lock held), at most one pending release at a time.
+
+        A release still pending when another comes (the run ends while ``t`` is being
+        woken to run) is not repeated: ``t`` reads ``wake`` only after it passed the
+        gate, so it sees the later reason either way.
+        """
+        if not t.permit:
+            t.permit = True
+            t.gate.release()
 
     def _grant_locked(self, t: _Thread) -> None:
         """Record the step ``t`` takes now and give it the token."""
@@ -619,7 +682,7 @@ class ControlledScheduler(Scheduler):
         for t in self._threads:
             if t.status != _FINISHED:
                 t.wake = _STOP
-                t.sem.release()
+                self._hand(t)
         self._cv.notify_all()
 
     # -- threads ---------------------------------------------------------------------
@@ -639,7 +702,7 @@ class ControlledScheduler(Scheduler):
             self._by_name[rec.name] = rec
             if self._outcome is not None:
                 rec.wake = _STOP
-                rec.sem.release()
+                self._hand(rec)
 
     def _thread_main(self, rec: _Thread) -> None:
         self._tls.me = rec

@@ -13,6 +13,7 @@ import threading
 from typing import Callable
 
 from . import _state
+from ._base import ReadyCond
 
 __all__ = ["Event", "Mutex"]
 
@@ -41,7 +42,8 @@ class Event:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the flag is set; ``False`` if ``timeout`` ran out first."""
         _state.might_sleep(f"wait for event {self.name}")
-        return _state.active.wait_until(self.is_set, f"event {self.name}", timeout)
+        return _state.active.wait_until(ReadyCond(self.is_set, self.is_set),
+                                        f"event {self.name}", timeout)
 
     def __repr__(self) -> str:
         return f"<Event {self.name} {'set' if self._flag else 'clear'}>"
@@ -70,7 +72,8 @@ class Mutex:
         if self.owner == me and self._lock.locked():
             raise RuntimeError(f"mutex {self.name} is not recursive: {me} already holds it")
         if not self._lock.acquire(False):
-            _state.active.wait_until(lambda: self._lock.acquire(False), f"lock {self.name}")
+            _state.active.wait_until(ReadyCond(lambda: self._lock.acquire(False), self.free),
+                                     f"lock {self.name}")
         self.owner = me
 
     def acquire_unless(self, done: Callable[[], bool]) -> bool:
@@ -107,6 +110,10 @@ class Mutex:
     def locked(self) -> bool:
         """Whether some thread holds the lock."""
         return self._lock.locked()
+
+    def free(self) -> bool:
+        """Whether nobody holds the lock (the pure test a waiter's claim needs)."""
+        return not self._lock.locked()
 
     def __enter__(self) -> "Mutex":
         self.acquire()

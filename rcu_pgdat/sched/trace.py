@@ -7,7 +7,7 @@ byte-identical files (whatever ``PYTHONHASHSEED`` is)::
 
     {
      "format": "rcu-pgdat-schedule",   # always this string
-     "version": 1,                     # this module reads version 1 only
+     "version": 2,                     # written as 2; versions 1 and 2 are read
      "strategy": {"name": "pct", "seed": 7, "depth": 3, "steps": 60},
      "config": {"max_steps": 10000, "livelock_steps": null},
      "outcome": "failed",              # ok failed deadlock livelock hang budget stopped abandoned
@@ -30,6 +30,13 @@ unless a thread raised or the run deadlocked, livelocked or hung; its ``thread``
 thread that raised or hung, ``null`` for a deadlock or livelock, ``check`` for the
 program's final check. Only ``format``, ``version``, ``config``, ``threads`` and
 ``steps`` matter to a replay; the rest is for people.
+
+Versions. Version 2 changed what a seed means, not what a trace means: a waiter whose
+``ready`` test rules it out is no longer offered to the strategy, and the strategies
+were revised, so a seed may now give another schedule than the one a version-1 file
+recorded for it. The steps of a version-1 file still replay exactly (a recorded step of
+a waiter is a step whose condition was true, which its ``ready`` test cannot rule out),
+so version 1 is still read.
 """
 
 from __future__ import annotations
@@ -44,7 +51,9 @@ from ..errors import TraceError
 __all__ = ["FORMAT", "VERSION", "Step", "Trace"]
 
 FORMAT = "rcu-pgdat-schedule"
-VERSION = 1
+VERSION = 2
+#: Versions :meth:`Trace.load` accepts (their steps replay the same; see above).
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -139,9 +148,10 @@ def _parse(data: Any, source: str) -> Trace:
     if data.get("format") != FORMAT:
         raise bad(f"not a schedule trace: 'format' is {data.get('format')!r}, "
                   f"expected {FORMAT!r}")
-    if data.get("version") != VERSION:
+    if data.get("version") not in READABLE_VERSIONS:
         raise bad(f"trace version {data.get('version')!r} is not supported: this "
-                  f"rcu-pgdat reads version {VERSION}; record the run again")
+                  f"rcu-pgdat reads versions {', '.join(map(str, READABLE_VERSIONS))}; "
+                  "record the run again")
     threads = data.get("threads")
     if not isinstance(threads, list) or not all(isinstance(t, str) for t in threads):
         raise bad("'threads' must be a list of thread names")
