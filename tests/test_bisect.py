@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "tests" / "plugins"
 
 #: A sweep small enough for a test. Checked by hand at every commit of the history below
-#: with seeds 1-12: each revision with the race fails seeds 1-5 and 8-12 (within a few
-#: dozen steps), each correct one runs all twelve clean.
+#: with seeds 1-12: each revision with the race fails most of them (within a few dozen
+#: steps), each correct one runs all twelve clean. Which seeds fail is the strategy's
+#: business: the tests ask only for one of the swept seeds.
 FLAGS = ("--quiet", "--allocators", "1", "--iterators", "1", "--policy-users", "0",
          "--flavor", "myrcu:MyRCU", "--sched", "random", "--seeds", "1-3", "--steps", "2000")
 
@@ -450,7 +451,7 @@ def test_helper_names_the_commit_that_introduced_the_race(
     assert lines[3].startswith("  BUG: gp-too-short in rcu:my")
     assert f"trace: {trace}" in lines
     doc = json.loads(trace.read_text())
-    assert doc["format"] == "rcu-pgdat-schedule" and doc["meta"]["params"]["seed"] == 1
+    assert doc["format"] == "rcu-pgdat-schedule" and doc["meta"]["params"]["seed"] in (1, 2, 3)
     assert f"git checkout --detach {shas[2][:12]} && rcu-pgdat-stress --replay {trace}" in out
     assert "replayed here: the same violation" in out
     assert lines[-1] == "--- End of bisection: FOUND"

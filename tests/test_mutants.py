@@ -28,7 +28,8 @@ FREE_SECONDS = 3.0
 #: is a gap of the harness's defaults, and the mark is strict, so closing the gap
 #: fails here until the mark goes.
 DEFAULTS_MISS = {"memb-single-flip", "rcu-gp-shared-early", "rcu-cookie-early",
-                 "cond-sync-stale-cookie", "call-rcu-joins-gp", "srcu-shared-flip"}
+                 "cond-sync-stale-cookie", "call-rcu-joins-gp", "srcu-shared-flip",
+                 "reader-keeps-pointer"}
 
 
 def _controlled_params() -> list[Any]:

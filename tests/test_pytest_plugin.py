@@ -463,9 +463,13 @@ def test_pytest_run_fails_the_broken_test_and_its_reproduce_line_fails_again(
     out = result.stdout.str()
     assert "rcu-pgdat: --rcu-sched " + mode in out            # settings echoed
     result.stdout.fnmatch_lines([
-        f"rcu_harness: seed * failed under --rcu-sched {mode} *BUG: gp-too-short in rcu:qsbr*",
+        f"rcu_harness: seed * failed under --rcu-sched {mode} *BUG: gp-too-short in rcu:qsbr*"])
+    seed = next(x for x in out.splitlines()
+                if x.startswith("rcu_harness: seed ")).split()[2]     # the failing seed
+    result.stdout.fnmatch_lines([
         f"reproduce: pytest -p no:rcu_pgdat -p rcu_pgdat.pytest_plugin "
-        f"'test_user.py::test_broken' --rcu-sched {mode} --rcu-seeds 3-3 --rcu-steps 300"])
+        f"'test_user.py::test_broken' --rcu-sched {mode} --rcu-seeds {seed}-{seed} "
+        "--rcu-steps 300"])
     line = next(x for x in out.splitlines() if x.startswith("reproduce: "))
     again = user.runpytest(*shlex.split(line)[2:])
     again.assert_outcomes(failed=1)

@@ -54,8 +54,14 @@ class StoppingCollector(Collector):
     the schedule (and the table printed from it) stops at the offending step."""
 
     def report(self, violation: Violation) -> Violation:
-        kept = super().report(violation)
         scheduler = sched.active()
+        if isinstance(scheduler, sched.ControlledScheduler) and scheduler.unwinding():
+            # A thread unwinding from a run the scheduler ended (livelock, deadlock, its
+            # budget) left its sections open where RunStopped hit it: what it does in its
+            # finally blocks is not the program's behaviour.
+            self.suppressed += 1
+            return violation
+        kept = super().report(violation)
         if self.stopped and isinstance(scheduler, sched.ControlledScheduler):
             scheduler.stop(f"{kept.title} (in {kept.thread})")
         return kept

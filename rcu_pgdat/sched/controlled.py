@@ -424,6 +424,11 @@ class ControlledScheduler(Scheduler):
             raise self._internal
         return self._result(stuck)
 
+    def unwinding(self) -> bool:
+        """Whether the calling thread is a model thread unwinding from the run's end."""
+        me: _Thread | None = getattr(self._tls, "me", None)
+        return me is not None and me.unwinding
+
     def stop(self, reason: str = "stopped by request") -> None:
         """End the run: every model thread raises :class:`RunStopped` at its next point."""
         with self._lock:
