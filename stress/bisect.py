@@ -105,7 +105,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence, TextIO
 
-__all__ = ["main", "verdict", "run_step", "Step", "child_env", "GOOD", "BAD", "SKIP",
+__all__ = ["main", "verdict", "run_step", "Judged", "child_env", "GOOD", "BAD", "SKIP",
            "ABORT"]
 
 PROG = "rcu-pgdat-stress bisect"
@@ -161,7 +161,7 @@ def verdict(status: int) -> tuple[int, str]:
 
 
 @dataclass
-class Step:
+class Judged:
     """One judged run: the verdict for git, why, the child's status and its output."""
 
     code: int
@@ -251,7 +251,7 @@ def _stream(cmd: Sequence[str], *, cwd: str, env: dict[str, str] | None, sink: T
 
 
 def run_step(work_tree: str, flags: Sequence[str], *, harness_root: str | None,
-             sink: TextIO) -> Step:
+             sink: TextIO) -> Judged:
     """Run ``python -m stress FLAGS`` as the work tree's code and judge how it ended.
 
     The run happens in a scratch directory (its working directory and byte-code cache),
@@ -264,9 +264,9 @@ def run_step(work_tree: str, flags: Sequence[str], *, harness_root: str | None,
         try:
             status, output = _stream(cmd, cwd=scratch, env=env, sink=sink)
         except OSError as exc:
-            return Step(SKIP, f"the run could not be started: {exc}", None, "")
+            return Judged(SKIP, f"the run could not be started: {exc}", None, "")
     code, reason = verdict(status)
-    return Step(code, reason, status, output)
+    return Judged(code, reason, status, output)
 
 
 # -- git ----------------------------------------------------------------------------------
@@ -423,7 +423,7 @@ def _session(top: str) -> Iterator[None]:
                   f"yourself in {top}", file=sys.stderr)
 
 
-def _judge(plan: _Plan, sha: str, what: str, extra: Sequence[str] = ()) -> Step:
+def _judge(plan: _Plan, sha: str, what: str, extra: Sequence[str] = ()) -> Judged:
     """Check out ``sha`` (inside the session) and judge the flags there."""
     _git(plan.top, "checkout", "-q", "--detach", sha)
     where = f"{what} {_describe(plan.top, sha)}"

@@ -23,15 +23,12 @@ from rcu_pgdat.mm.system import System, SystemConfig
 from rcu_pgdat.mm.topology import Topology
 from rcu_pgdat.mutants import MUTANTS
 
+from .clock import SECONDS, STEPS, Clock
 from .config import RunConfig
 from .plugins import load_flavor, load_srcu
 from .workers import WORKER_KINDS, RunContext, WorkerStats, run_worker
 
-__all__ = ["Built", "build", "StressResult", "gp_latencies", "FREE_TIMES", "CONTROLLED_TIMES"]
-
-#: Durations of the model per mode: seconds free-running, scheduler steps controlled.
-FREE_TIMES = {"sleep_time": 0.02, "remover_pause": 0.001, "offline_timeout": 0.5}
-CONTROLLED_TIMES = {"sleep_time": 3000.0, "remover_pause": 10.0, "offline_timeout": 3000.0}
+__all__ = ["Built", "build", "StressResult", "gp_latencies"]
 
 
 class Built(Run):
@@ -39,10 +36,11 @@ class Built(Run):
     the workers' shared context and their counters; one thread per worker, the
     scheme's shutdown (callback workers) and the pages-conserved check at rest."""
 
-    def __init__(self, system: System, ctx: RunContext) -> None:
+    def __init__(self, system: System, ctx: RunContext, clock: Clock) -> None:
         super().__init__(system.oracles)
         self.system = system
         self.ctx = ctx
+        self.clock = clock
         self.stats: dict[str, WorkerStats] = {}
         self.shutdowns.append(system.scheme.shutdown)
         self.checks.append(system.check_pages_conserved)
@@ -50,12 +48,19 @@ class Built(Run):
     def progress_kinds(self) -> tuple[str, ...]:
         return self.system.progress_kinds()
 
+    def result(self, cfg: RunConfig, elapsed: float, *, interrupted: bool = False,
+               schedule: Any = None, explored: Any = None) -> StressResult:
+        """What this run found and counted, after it ended."""
+        return StressResult(cfg, list(self.collector.violations), self.stats, self.system,
+                            elapsed, interrupted, gp_latencies(self.system), self.clock,
+                            schedule, explored)
+
 
 def build(cfg: RunConfig, *, controlled: bool = False) -> Built:
     """Build the model and the workers of ``cfg`` (nothing runs yet).
 
     Free-running, durations are seconds; controlled, they are scheduler steps
-    (``CONTROLLED_TIMES``), and workers stop once the clock reaches ``cfg.steps``.
+    (``stress.clock``), and workers stop once the clock reaches ``cfg.steps``.
     """
     rcu = load_flavor(cfg.flavor)
     srcu = load_srcu(cfg.srcu)
@@ -69,19 +74,19 @@ def build(cfg: RunConfig, *, controlled: bool = False) -> Built:
         bodies_by_kind.update(mutant.workers)
     collector = StoppingCollector(stop_on_first=not cfg.keep_going)
     topology = Topology(nr_nodes=cfg.nodes, nr_cpus=cfg.cpus)
-    times = CONTROLLED_TIMES if controlled else FREE_TIMES
+    clock = STEPS if controlled else SECONDS
     system = System(SystemConfig(topology=topology, scheme=cfg.scheme, remover=cfg.remover,
                                  zonelist_mode=cfg.zonelist, policy_mode=cfg.policy_mode,
-                                 offline_timeout=times["offline_timeout"], seed=cfg.seed),
+                                 offline_timeout=clock.offline_timeout, seed=cfg.seed),
                     rcu, srcu, collector, **broken)
     ctx = RunContext(system, sched.Event("run.stop"), cfg.seed,
-                     sleep_time=times["sleep_time"], remover_pause=times["remover_pause"],
+                     sleep_time=clock.sleep_time, remover_pause=clock.remover_pause,
                      deadline=float(cfg.steps) if controlled else math.inf)
-    built = Built(system, ctx)
+    built = Built(system, ctx, clock)
     for kind, name in cfg.thread_plan():
         reader = kind not in ("remover", "fake-writer")
         task = system.new_task(name, reader=reader)
-        stats = built.stats[name] = WorkerStats(kind)
+        stats = built.stats[name] = WorkerStats(kind, clock.section_buckets)
         built.spawn(name, functools.partial(run_worker, ctx, task, stats,
                                             bodies_by_kind[kind]))
     return built
@@ -107,7 +112,10 @@ class StressResult:
     system: System
     elapsed: float
     interrupted: bool = False
+    #: Grace-period latencies per flavor/domain key, in ``clock`` units.
     gp_latencies: dict[str, list[float]] = field(default_factory=dict)
+    #: What the run's time counts: seconds (free-running) or steps (controlled).
+    clock: Clock = SECONDS
     #: Controlled runs: the scheduler's result (outcome, steps, trace, table).
     schedule: Any = None
     #: DFS runs: the exploration's result (schedules run, exhausted or not).

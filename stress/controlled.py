@@ -26,7 +26,7 @@ from rcu_pgdat.harness import Limits, Session, execute, replay, settle, shrink_s
 from rcu_pgdat.harness import step_budget
 from rcu_pgdat.sched import Trace
 
-from .build import Built, StressResult, build, gp_latencies
+from .build import Built, StressResult, build
 from .config import RunConfig
 
 __all__ = ["run_controlled", "limits", "livelock_bound", "config_from_trace",
@@ -72,9 +72,7 @@ def run_controlled(cfg: RunConfig) -> StressResult:
     built = session.latest()
     settle(built, result, budget_hint="Workers stop at --steps; a run that cannot wind "
            "down within as many steps again waits for something that never happens.")
-    return StressResult(cfg, list(built.collector.violations), built.stats, built.system,
-                     time.monotonic() - started, False, gp_latencies(built.system),
-                     schedule=result, explored=explored)
+    return built.result(cfg, time.monotonic() - started, schedule=result, explored=explored)
 
 
 def config_from_trace(path: str) -> RunConfig:

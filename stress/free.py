@@ -19,7 +19,7 @@ from rcu_pgdat import sched
 from rcu_pgdat.check import Kind, Violation, thread_stacks
 from rcu_pgdat.mm.system import System
 
-from .build import StressResult, build, gp_latencies
+from .build import StressResult, build
 from .config import STALL_SCALE_THREADS, RunConfig
 from .workers import WorkerStats
 
@@ -128,8 +128,7 @@ def run_free(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
             stuck = _join(system, threads, cfg.stall_limit())
         if not stuck:
             built.check_at_rest()
-    return StressResult(cfg, list(collector.violations), stats, system,
-                     time.monotonic() - started, interrupted, gp_latencies(system))
+    return built.result(cfg, time.monotonic() - started, interrupted=interrupted)
 
 
 def _join(system: System, threads: list[threading.Thread], timeout: float) -> list[str]:

@@ -18,8 +18,8 @@ from typing import Any
 from rcu_pgdat.check import Kind
 
 from .build import StressResult
+from .clock import Clock
 from .config import RunConfig
-from .workers import SECTION_BUCKETS, WorkerStats
 
 __all__ = ["JSON_FORMAT", "JSON_VERSION", "reproduce_line", "params_line", "summary",
            "to_json", "verdict"]
@@ -93,19 +93,19 @@ def _latency(samples: list[float]) -> dict[str, float]:
             "max": ordered[-1]}
 
 
-def _section_hist(workers: dict[str, WorkerStats]) -> list[int]:
-    hist = [0] * len(SECTION_BUCKETS)
-    for stats in workers.values():
+def _section_hist(result: StressResult) -> list[int]:
+    hist = [0] * len(result.clock.section_buckets)
+    for stats in result.workers.values():
         for i, count in enumerate(stats.section_hist):
             hist[i] += count
     return hist
 
 
-def _bucket_label(i: int) -> str:
-    def unit(t: float) -> str:
-        return f"{t * 1e6:g}us" if t < 1e-3 else f"{t * 1e3:g}ms"
-    bound = SECTION_BUCKETS[i]
-    return f"<{unit(bound)}" if bound != float("inf") else f">={unit(SECTION_BUCKETS[i - 1])}"
+def _bucket_label(clock: Clock, i: int) -> str:
+    bounds = clock.section_buckets
+    if bounds[i] != float("inf"):
+        return f"<{clock.bound(bounds[i])}"
+    return f">={clock.bound(bounds[i - 1])}"
 
 
 def _schedule_line(result: StressResult) -> str | None:
@@ -140,13 +140,14 @@ def summary(result: StressResult, program: str = "rcu-pgdat-stress",
     if remover is not None and remover.loops == 0 and not result.interrupted:
         lines.append(f"!!! Writer stall: the remover never completed a cycle "
                      f"(phase {s.remover.phase!r})")
+    clock = result.clock
     for key, samples in sorted(result.gp_latencies.items()):
         lat = _latency(samples)
         lines.append(f"Grace periods ({key}): {lat['count']} timed, median "
-                     f"{lat['median'] * 1e3:.3f} ms, p99 {lat['p99'] * 1e3:.3f} ms, "
-                     f"max {lat['max'] * 1e3:.3f} ms")
-    hist = _section_hist(result.workers)
-    labels = " ".join(f"{_bucket_label(i)}:{n}" for i, n in enumerate(hist))
+                     f"{clock.span(lat['median'])}, p99 {clock.span(lat['p99'])}, "
+                     f"max {clock.span(lat['max'])}")
+    hist = _section_hist(result)
+    labels = " ".join(f"{_bucket_label(clock, i)}:{n}" for i, n in enumerate(hist))
     lines.append(f"Read-side section lengths: {labels}")
     lines.append(s.oracles.stats_text())
     alloc = s.allocator
@@ -194,8 +195,9 @@ def to_json(result: StressResult, exit_code: int, program: str = "rcu-pgdat-stre
         "oracles": {k.key: {"sections": k.sections, "grace_periods": k.grace_periods,
                             "retired": k.retired, "reader_pipe": list(k.reader_pipe),
                             "reader_batch": list(k.reader_batch)} for k in ostats.keys},
-        "section_lengths": {"bounds": list(SECTION_BUCKETS),
-                            "counts": _section_hist(result.workers)},
+        "section_lengths": {"bounds": list(result.clock.section_buckets),
+                            "counts": _section_hist(result)},
+        "clock": result.clock.unit,
         "memory": {"allocated": s.allocator.allocated, "freed": s.allocator.freed,
                    "quarantined": len(s.allocator.quarantined())},
         "violations": [{"kind": v.kind.value, "title": v.title, "thread": v.thread,

@@ -30,7 +30,9 @@ from rcu_pgdat.mm.page_alloc import Page, alloc_pages, free_pages
 from rcu_pgdat.mm.system import System
 from rcu_pgdat.mm.task import Task
 
-__all__ = ["SECTION_BUCKETS", "WorkerStats", "RunContext", "run_worker", "allocator",
+from .clock import SECONDS
+
+__all__ = ["WorkerStats", "RunContext", "run_worker", "allocator",
            "iterator", "sleeper", "policy_user", "fake_writer", "remover", "WORKER_KINDS"]
 
 #: Deepest nesting of read-side sections a reader uses.
@@ -38,9 +40,6 @@ MAX_NESTING = 3
 #: Chance that a reader lingers in its section, and for how many schedule points.
 LINGER_PROBABILITY = 0.05
 LINGER_POINTS = 200
-#: Upper bounds of the read-side section length histogram, in scheduler time (seconds
-#: free-running); the last bucket counts everything longer.
-SECTION_BUCKETS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, float("inf"))
 
 
 @dataclass
@@ -48,6 +47,8 @@ class WorkerStats:
     """Counters of one worker, written by that worker only."""
 
     kind: str
+    #: Upper bounds of the section length histogram, in the run's clock (``Clock``).
+    buckets: tuple[float, ...] = SECONDS.section_buckets
     loops: int = 0
     reads: int = 0
     sections: int = 0
@@ -61,11 +62,15 @@ class WorkerStats:
     callbacks: int = 0
     barriers: int = 0
     results: dict[str, int] = field(default_factory=dict)
-    section_hist: list[int] = field(default_factory=lambda: [0] * len(SECTION_BUCKETS))
+    section_hist: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.section_hist:
+            self.section_hist = [0] * len(self.buckets)
 
     def section_length(self, length: float) -> None:
         """Count one read-side section of ``length`` in the histogram."""
-        for i, bound in enumerate(SECTION_BUCKETS):
+        for i, bound in enumerate(self.buckets):
             if length < bound:
                 self.section_hist[i] += 1
                 return

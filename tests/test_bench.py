@@ -22,9 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rcu_pgdat.rcu import Memb
-from stress import bench, bench_read, bench_srcu, cli
+from stress import bench, cli
 from stress import run as stress_run
-from stress.bench import _common, _plot, detection, latency, overhead, read_side, scale
+from stress.bench import _common, _plot, detection, latency, overhead, read_side, scale, seeds
 from stress.bench import throughput
 from stress.bench.targets import (NO_WAIT_FLAVOR, no_wait_program, rcu_program, srcu_program,
                                   wrong_flavor_program)
@@ -91,20 +91,9 @@ def test_python_dash_m_runs_the_tool() -> None:
     assert proc.returncode == 0 and "detection" in proc.stdout
 
 
-def test_old_bench_srcu_entry_point_runs_the_read_side_section(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench_srcu.main(["--quick", "--json", "-"]) == 0
-    assert list(json.loads(capsys.readouterr().out)["sections"]) == ["read-side"]
-
-
-def test_old_bench_read_measure_keeps_its_row_names() -> None:
-    best = bench_read.measure(number=500, repeat=2)
-    assert list(best) == ["empty pair", "tls pair", "qsbr pair", "memb outer", "memb nested"]
-    assert all(ns > 0 and math.isfinite(ns) for ns in best.values())
-
-
 def test_seeds_section_reuses_the_scheduler_sweep() -> None:
-    sec = detection.seeds_section(_common.Options(quick=True))
+    sec = seeds.section(_common.Options(quick=True))
+    assert not any(note.startswith("!!!") for note in sec.notes), sec.notes
     assert [r[0] for r in sec.rows] == ["lost-update", "use-after-free",
                                         "publish-before-init"]
     assert sec.columns[0] == "race" and len(sec.columns) == len(sec.rows[0])

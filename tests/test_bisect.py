@@ -379,10 +379,10 @@ def fake_steps(monkeypatch: pytest.MonkeyPatch, verdicts: dict[str, int]) -> lis
     """Judge by the checked-out file instead of running: ``verdicts[content]``."""
     judged: list[str] = []
 
-    def run_step(work_tree: str, flags: Any, **_: Any) -> bisect.Step:
+    def run_step(work_tree: str, flags: Any, **_: Any) -> bisect.Judged:
         content = (Path(work_tree) / "myrcu.py").read_text()
         judged.append(content)
-        return bisect.Step(verdicts[content], "fake", verdicts[content], "")
+        return bisect.Judged(verdicts[content], "fake", verdicts[content], "")
     monkeypatch.setattr(bisect, "run_step", run_step)
     return judged
 

@@ -130,3 +130,23 @@ def test_plugin_blocking_outside_the_scheduler_is_reported_not_hung_on(tmp_path:
     assert "BUG: stall of the run: a thread is blocked where the scheduler cannot see it" \
         in proc.stdout
     assert "iterator-0" in proc.stdout                 # the culprit, with its stack
+
+
+@pytest.mark.parametrize("sched, unit, word", [("random", "steps", " steps"),
+                                               ("naive", "seconds", " ms")])
+def test_durations_are_reported_in_the_runs_clock(sched: str, unit: str, word: str) -> None:
+    """A controlled run's clock counts steps: its grace-period latencies and section
+    lengths are printed as steps, a free-running run's as milliseconds."""
+    from stress.report import summary, to_json
+    result = run(RunConfig(sched=sched, steps=3000, duration=0.3, seed=2), status=None)
+    assert result.ok and result.clock.unit == unit
+    text = summary(result)
+    gp_lines = [line for line in text.splitlines() if line.startswith("Grace periods (")]
+    assert gp_lines and all(line.count(word) == 3 for line in gp_lines), gp_lines
+    other = " ms" if word == " steps" else " steps"
+    assert not any(other in line for line in gp_lines)
+    sections = next(line for line in text.splitlines() if line.startswith("Read-side"))
+    assert (" steps:" in sections) == (unit == "steps")
+    doc = to_json(result, 0)
+    assert doc["clock"] == unit and len(doc["section_lengths"]["bounds"]) == len(
+        doc["section_lengths"]["counts"])

@@ -237,10 +237,6 @@ class _ModelThread(threading.Thread):
         self._owner._thread_main(self._rec)
 
 
-def _never() -> bool:
-    return False
-
-
 class ControlledScheduler(Scheduler):
     """Run model threads one step at a time, in the order ``strategy`` picks.
 

@@ -1,9 +1,10 @@
 """Small programs with narrow races, each with a correct twin.
 
 The scheduler's own test bed: the tests prove that the controlled modes find the broken
-variants and pass the correct ones, and ``stress/bench_sched.py`` counts how many seeds
-each mode needs. Each function returns a :data:`~rcu_pgdat.sched.ProgramFactory`; every
-call of the factory builds fresh shared state, as replay and exploration require.
+variants and pass the correct ones, and ``rcu-pgdat-stress bench --only seeds`` counts
+how many seeds each mode needs. Each function returns a
+:data:`~rcu_pgdat.sched.ProgramFactory`; every call of the factory builds fresh shared
+state, as replay and exploration require.
 
 The races are narrow on purpose: the bad window is one schedule point wide and sits
 among ``work`` points of thread-local work, so free-running threads rarely line up on

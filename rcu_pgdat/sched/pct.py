@@ -23,7 +23,7 @@ Why not just Random: a bug that needs one thread to run w steps without a switch
 then be preempted at one exact step is found by Random with probability about 2**-w (it
 must keep the same thread w times in a row); PCT keeps the higher-priority thread
 running by construction and needs only the change point to land on the step, about 1/k
-(``stress/bench_sched.py --work 30`` shows both).
+(``stress.bench.seeds.measure(race, mode, seeds, work=30)`` shows both).
 """
 
 from __future__ import annotations

@@ -6,10 +6,7 @@ protection schemes. A verifier is only as good as how fast it finds bugs: the
 *oracles*, *controlled*, *detection*, *seeds*, *scale* and *intercept* (explicit points
 vs interception vs instrumentation) sections measure the harness.
 
-One tool: the older single-purpose scripts feed it. ``stress.bench_oracles.measure``
-and ``stress.bench_sched.measure`` are imported by the oracles and seeds sections;
-``stress.bench_srcu`` and ``stress.bench_read`` are thin wrappers that run the
-read-side section.
+One tool: each section is a module of this package (``SECTIONS`` says which).
 
 Every figure that compares is a ratio taken side by side in one run (variants take
 turns within every repeat; see ``_common``), because these machines are noisy; the
@@ -73,8 +70,8 @@ SECTIONS: dict[str, tuple[str, str]] = {
                    "overhead:controlled_section"),
     "detection": ("time to catch each known bug: pct, random, dfs, stress vs naive threads",
                   "detection:section"),
-    "seeds": ("seeds to find each narrow race per mode (stress.bench_sched's sweep)",
-              "detection:seeds_section"),
+    "seeds": ("seeds to find each narrow race per mode (the scheduler's own sweep)",
+              "seeds:section"),
     "scale": ("remover ops/s at 16, 64 and 256 threads; peak RSS at 1x and 10x a soak",
               "scale:section"),
     "intercept": ("schedules/s: explicit points vs interception vs instrumentation",

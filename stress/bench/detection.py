@@ -37,7 +37,7 @@ of the harness is not a catch).
 Plugging in a catalogue: build ``Target(name, make_program=..., run_config=...,
 expect=...)`` entries and pass them to :func:`time_to_catch` or :func:`section`.
 :func:`race_targets` does so for ``rcu_pgdat.sched.examples.RACES`` (the narrow races
-``stress/bench_sched.py`` sweeps) and :func:`model_targets` for the mutant catalogue
+``bench --only seeds`` sweeps) and :func:`model_targets` for the mutant catalogue
 (``rcu_pgdat.mutants``, with ``--mutants``: 23 whole-model targets, several minutes).
 """
 
@@ -57,7 +57,7 @@ from ._common import Options, Section, controlled_missing, median
 from .targets import NO_WAIT_FLAVOR, no_wait_program, wrong_flavor_program
 
 __all__ = ["MODES", "Target", "Trial", "default_targets", "race_targets", "model_targets",
-           "catch_once", "time_to_catch", "section", "seeds_section"]
+           "catch_once", "time_to_catch", "section"]
 
 #: Scheduling modes, in table order; ``naive`` is the reference of the ratios.
 MODES = ("pct", "random", "dfs", "stress", "naive")
@@ -402,34 +402,3 @@ def section(opts: Options, targets: Sequence[Target] | None = None,
     return Section("detection", "Time to catch each known bug",
                    ["target", *MODES, "pct x naive", "stress x naive"], rows, notes,
                    data={"trials": trials, "budget": budget, "targets": data})
-
-
-def seeds_section(opts: Options) -> Section:
-    """Seeds to find each narrow race, per mode, over a fixed range of seeds.
-
-    The measuring is ``stress.bench_sched.measure`` (the scheduler's own sweep: every
-    seed ``0..N-1`` runs once per mode, and the first failing seed counts), imported
-    here so the figures land in the same report as the time-to-catch table.
-    """
-    from rcu_pgdat.sched.examples import RACES
-    from stress import bench_sched
-
-    seeds = opts.pick(40, 300)
-    work = 6
-    rows: list[list[Any]] = []
-    data: dict[str, Any] = {}
-    for race in RACES:
-        row: list[Any] = [race]
-        for mode in bench_sched.MODES:
-            needed, failing, took = bench_sched.measure(race, mode, seeds, work)
-            row.append(f"{needed} ({failing}/{seeds})" if needed else f"- (0/{seeds})")
-            data.setdefault(race, {})[mode] = {"needed": needed, "failing": failing,
-                                               "seconds": took}
-        rows.append(row)
-    return Section(
-        "seeds", "Seeds to find a narrow race (stress.bench_sched)",
-        ["race", *bench_sched.MODES], rows,
-        [f"Seeds 0..{seeds - 1} per mode, work={work}: the first failing seed + 1 (failing "
-         "seeds / seeds); '-' : none failed. naive = free-running threads; dfs counts schedules "
-         "(at most 2 preemptions) and stops at the first failure."],
-        data={"seeds": seeds, "work": work, "races": data})

@@ -1,9 +1,11 @@
 """What the verifier itself costs: the oracles' checks, and controlled scheduling.
 
-Oracles: the pairs of ``stress.bench_oracles`` (a ``__slots__`` field against a tracked
-field, raw and through a generation-checked reference; an empty call pair against
-``section_begin``/``section_end``; returning an object against ``Oracles.deref``), each
-pair timed side by side with ``timeit``; the ratio is checked / plain.
+Oracles (:func:`measure_oracles`): a ``__slots__`` field against a tracked field, raw and
+through a generation-checked reference; an empty call pair against
+``section_begin``/``section_end``; returning an object against ``Oracles.deref``. Each
+pair is timed side by side with ``timeit`` (the two statements alternate within every
+repeat, the best repeat counts), so the ratio, checked / plain, compares like with like
+on the same machine at the same moment.
 
 Controlled scheduling: one small workload (``workload``: two memb readers looping over
 read-side sections with a schedule point inside, one updater running grace periods) run
@@ -17,29 +19,84 @@ second, and each mode's time as a ratio to naive free-running threads.
 from __future__ import annotations
 
 import time
+import timeit
 from collections.abc import Callable
 from typing import Any
 
 from rcu_pgdat import sched
+from rcu_pgdat.check import Oracles, Tracked, TrackedAllocator, ref_to
 from rcu_pgdat.rcu import Memb
-from stress import bench_oracles
 
 from ._common import Options, Section, controlled_missing, median, ratio
 
-__all__ = ["oracle_section", "workload", "controlled", "controlled_section"]
+__all__ = ["measure_oracles", "oracle_section", "workload", "controlled",
+           "controlled_section"]
+
+KEY = "rcu:bench"
+
+
+class _Plain:
+    __slots__ = ("free_pages",)
+
+    def __init__(self) -> None:
+        self.free_pages = 1
+
+
+class _Zone(Tracked):
+    free_pages: int
+
+
+def _nothing(*args: Any) -> None:
+    """The baseline call."""
+
+
+def _pairs() -> tuple[list[tuple[str, str, str]], dict[str, Any]]:
+    """(name, baseline statement, checked statement) and the namespace they run in."""
+    oracles = Oracles()
+    zone = TrackedAllocator(oracles).alloc(_Zone, "zone", free_pages=1)
+    namespace = {"plain": _Plain(), "zone": zone, "ref": ref_to(zone), "oracles": oracles,
+                 "nothing": _nothing, "KEY": KEY}
+    pairs = [
+        ("field read (raw)", "plain.free_pages", "zone.free_pages"),
+        ("field read (reference)", "plain.free_pages", "ref.free_pages"),
+        ("field write (raw)", "plain.free_pages = 1", "zone.free_pages = 1"),
+        ("field write (reference)", "plain.free_pages = 1", "ref.free_pages = 1"),
+        ("section_begin + section_end", "nothing(KEY, False); nothing(KEY)",
+         "oracles.section_begin(KEY, False); oracles.section_end(KEY)"),
+        ("deref (inside a section)", "nothing(zone, KEY)", "oracles.deref(zone, KEY)"),
+    ]
+    return pairs, namespace
+
+
+def measure_oracles(number: int = 200_000,
+                    repeat: int = 5) -> list[tuple[str, float, float]]:
+    """``(name, baseline ns/op, checked ns/op)`` for every pair (see the module doc)."""
+    pairs, namespace = _pairs()
+    namespace["oracles"].section_begin(KEY, False)     # deref is measured inside one
+    results = []
+    for name, base, checked in pairs:
+        timers = [timeit.Timer(stmt, globals=namespace) for stmt in (base, checked)]
+        best = [float("inf"), float("inf")]
+        for _ in range(repeat):
+            for i, timer in enumerate(timers):          # side by side, alternating
+                best[i] = min(best[i], timer.timeit(number))
+        results.append((name, best[0] / number * 1e9, best[1] / number * 1e9))
+    namespace["oracles"].section_end(KEY)
+    return results
+
 
 
 def oracle_section(opts: Options) -> Section:
-    """The oracle-overhead table, measured by ``stress.bench_oracles.measure``."""
+    """The oracle-overhead table, measured by :func:`measure_oracles`."""
     number = opts.pick(20_000, 200_000)
     repeat = opts.pick(3, 7)
-    got = bench_oracles.measure(number, repeat)
+    got = measure_oracles(number, repeat)
     rows: list[list[Any]] = [[name, base, checked, ratio(checked, base)]
                              for name, base, checked in got]
     return Section("oracles", "Oracle overhead: checked against plain",
                    ["operation", "plain ns", "checked ns", "x plain"], rows,
-                   [f"Best of {repeat} x {number:,} per statement, each pair alternating "
-                    "(stress.bench_oracles)."],
+                   [f"Best of {repeat} x {number:,} per statement, each pair "
+                    "alternating."],
                    data={"number": number, "repeat": repeat,
                          "pairs": [{"name": n, "plain_ns": b, "checked_ns": c}
                                    for n, b, c in got]})
