@@ -346,7 +346,8 @@ class _Plan:
 
 def _check_flags(flags: list[str]) -> None:
     """The stress flags parse, make a possible run, and are controlled (see 1.)."""
-    from .cli import _UsageError, build_parser, config_from_args
+    from .cli import build_parser, config_from_args
+    from .usage import CommandLineError
     from rcu_pgdat.harness import is_controlled
 
     if not flags:
@@ -355,7 +356,7 @@ def _check_flags(flags: list[str]) -> None:
     try:
         args = build_parser().parse_args(flags)
         cfg = config_from_args(args)
-    except _UsageError as exc:
+    except CommandLineError as exc:
         raise _RefusedError(f"stress flags: {exc}") from None
     except SystemExit:                          # --help among the stress flags
         raise _RefusedError("stress flags: --help is not a run") from None

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 import traceback
 from dataclasses import fields
-from typing import Any, NoReturn, Sequence, TextIO
+from typing import Any, Sequence, TextIO
 
 from rcu_pgdat.errors import TraceError, UsageError
 from rcu_pgdat.harness import MODES, is_controlled, parse_seeds
@@ -37,6 +36,7 @@ from .plugins import FLAVORS, SRCU_DOMAINS, PluginError, load_instrumented
 from .report import params_line, summary, to_json
 from .run import run
 from .scenarios import DEFAULT_SCENARIO, SCENARIOS, describe
+from .usage import CommandLineError, Parser, fail, write_json
 
 __all__ = ["main", "EXIT_OK", "EXIT_VIOLATION", "EXIT_USAGE", "EXIT_SKIP", "EXIT_INTERRUPT"]
 
@@ -49,15 +49,6 @@ EXIT_INTERRUPT = 130
 PROG = "rcu-pgdat-stress"
 #: Re-runs ``--shrink`` allows when given without a number.
 SHRINK_RUNS = 60
-
-
-class _UsageError(Exception):
-    """Bad command line: printed as one line, exit 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
 
 
 def _positive_float(text: str) -> float:
@@ -119,7 +110,7 @@ def _choice(group: argparse._ArgumentGroup, name: str, what: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (every default is ``None``: a scenario fills the gaps; the
     defaults the help shows are ``RunConfig``'s, the choices the registries')."""
-    p = _Parser(prog=PROG, description="Stress the RFC's pgdat hot-remove protocol under "
+    p = Parser(prog=PROG, description="Stress the RFC's pgdat hot-remove protocol under "
                 "RCU/SRCU and report any reader that touches freed memory.",
                 epilog="Subcommands: " + ", ".join(f"{PROG} {name} --help"
                                                    for name in SUBCOMMANDS)
@@ -212,10 +203,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         try:
             return config_from_trace(args.replay)
         except (TraceError, ValueError, TypeError) as exc:
-            raise _UsageError(f"--replay {args.replay}: {exc}") from None
+            raise CommandLineError(f"--replay {args.replay}: {exc}") from None
     name = args.scenario or DEFAULT_SCENARIO
     if name not in SCENARIOS:
-        raise _UsageError(f"unknown scenario {name!r}; --list-scenarios shows them")
+        raise CommandLineError(f"unknown scenario {name!r}; --list-scenarios shows them")
     values: dict[str, Any] = dict(SCENARIOS[name][1])
     for f in fields(RunConfig):
         given = getattr(args, f.name, None)
@@ -225,11 +216,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     try:
         cfg.validate()
     except ValueError as exc:
-        raise _UsageError(str(exc)) from None
+        raise CommandLineError(str(exc)) from None
     if not is_controlled(cfg.sched) and (args.seeds or args.trace_out or args.shrink_runs
                                          or args.instrument or args.intercept is not None):
         controlled = ", ".join(m.name for m in MODES.values() if m.controlled)
-        raise _UsageError(f"--seeds, --trace-out, --shrink, --intercept and --instrument "
+        raise CommandLineError(f"--seeds, --trace-out, --shrink, --intercept and --instrument "
                           f"need a controlled --sched ({controlled})")
     load_instrumented(cfg.instrument)
     return cfg
@@ -262,22 +253,12 @@ class _Progress:
             self.stream.flush()
 
 
-def _write_json(target: str, doc: dict[str, Any]) -> None:
-    text = json.dumps(doc, indent=2, sort_keys=True)
-    if target == "-":
-        print(text)
-    else:
-        with open(target, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (see the module docstring)."""
     try:
         code = _main(list(sys.argv[1:] if argv is None else argv))
-    except _UsageError as exc:
-        print(f"{PROG}: error: {exc} (see {PROG} --help)", file=sys.stderr)
-        return EXIT_USAGE
+    except CommandLineError as exc:
+        return fail(PROG, exc, f" (see {PROG} --help)")
     except PluginError as exc:
         print(f"{PROG}: cannot load the code under test: {exc}", file=sys.stderr)
         return EXIT_SKIP
@@ -338,7 +319,7 @@ def _main(argv: list[str]) -> int:
     try:
         result = run(cfg, status=None, progress=progress)
     except TraceError as exc:
-        raise _UsageError(f"--replay {cfg.replay}: {exc}") from None
+        raise CommandLineError(f"--replay {cfg.replay}: {exc}") from None
     if progress is not None:
         progress.done()
     return _finish(result, args, out)
@@ -356,7 +337,7 @@ def _finish(result: StressResult, args: argparse.Namespace, out: TextIO,
         print(preface, file=out)
     print(summary(result, PROG, trace_file=trace_file), file=out, flush=True)
     if args.json:
-        _write_json(args.json, to_json(result, code, PROG, trace_file=trace_file))
+        write_json(args.json, to_json(result, code, PROG, trace_file=trace_file))
     return code
 
 

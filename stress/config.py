@@ -19,6 +19,7 @@ from rcu_pgdat.harness import MODES
 from rcu_pgdat.mm.hotplug import REMOVERS
 from rcu_pgdat.mm.mempolicy import POLICY_MODES
 from rcu_pgdat.mm.scheme import SCHEMES
+from rcu_pgdat.mm.system import SystemConfig
 from rcu_pgdat.mm.zonelist import ZONELIST_MODES
 from rcu_pgdat.mutants import MUTANTS
 
@@ -40,6 +41,12 @@ CHOICES: dict[str, Collection[str]] = {
 }
 
 
+def _strategy_default(name: str) -> int:
+    """The default of a strategy option (``--pct-depth``, ...) in the registry."""
+    return next(p.default for spec in sched.STRATEGIES.values() for p in spec.params
+                if p.name == name)
+
+
 @dataclass
 class RunConfig:
     """Every knob of a run; the CLI flags map one to one onto these fields, and their
@@ -54,12 +61,12 @@ class RunConfig:
     sleepers: int = 1
     policy_users: int = 1
     fake_writers: int = 1
-    scheme: str = "rcu"
+    scheme: str = SystemConfig.scheme
     flavor: str = "qsbr"
     srcu: str = "builtin"
-    remover: str = "corrected"
-    zonelist: str = "stop-machine"
-    policy_mode: str = "veto"
+    remover: str = SystemConfig.remover
+    zonelist: str = SystemConfig.zonelist_mode
+    policy_mode: str = SystemConfig.policy_mode
     sched: str = "stress"
     stall_timeout: float = 10.0
     status_interval: float = 2.0
@@ -71,9 +78,9 @@ class RunConfig:
     #: Controlled modes: the step budget (workers stop at this clock), PCT's depth,
     #: DFS's preemption bound, and a schedule to replay instead of a seed's.
     steps: int = 20000
-    pct_depth: int = 3
-    max_preemptions: int = 2
-    max_schedules: int = 200
+    pct_depth: int = _strategy_default("pct_depth")
+    max_preemptions: int = _strategy_default("max_preemptions")
+    max_schedules: int = _strategy_default("max_schedules")
     replay: str | None = None
     #: Re-runs allowed to shrink a failing controlled schedule (0: do not shrink).
     shrink_runs: int = 0
@@ -133,9 +140,9 @@ class RunConfig:
                     want = f"at least {value}" if isinstance(value, int) else value
                     raise ValueError(f"mutant {name} needs --{key.replace('_', '-')} "
                                      f"{want}, not {have}")
-            if "remover_cls" in mutant.system_kwargs and self.remover != "corrected":
+            if "remover_cls" in mutant.system_kwargs and self.remover != SystemConfig.remover:
                 raise ValueError(f"mutant {name} replaces the remover: leave --remover at "
-                                 f"corrected, not {self.remover}")
+                                 f"{SystemConfig.remover}, not {self.remover}")
             taken = [*mutant.system_kwargs, *mutant.workers,
                      *(["flavor"] if mutant.flavor_cls else []),
                      *(["srcu"] if mutant.srcu_cls else [])]

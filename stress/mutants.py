@@ -19,13 +19,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from rcu_pgdat.harness import is_controlled, seeded_modes
 from rcu_pgdat.mutants import MUTANTS, Mutant, catalogue_config
 
 from .run import RunConfig, run
 
 __all__ = ["main", "Catch", "catch"]
 
-MODES = ("random", "pct", "stress")
+#: The modes a catalogue run may use: every mode in which one seed makes one run.
+MODES = seeded_modes()
 
 
 @dataclass
@@ -45,7 +47,7 @@ class Catch:
         """The table cell: ``seed 3``, ``2.1s``, or ``SURVIVED``."""
         if not self.caught:
             return "SURVIVED" if self.kind is None else f"WRONG ({self.kind})"
-        if self.mode == "stress":
+        if not is_controlled(self.mode):
             return f"{self.seconds:.1f}s"
         return f"seed {self.seed}"
 
@@ -57,9 +59,9 @@ def catch(mutant: Mutant, mode: str, budget: int, seconds: float) -> Catch:
     values = catalogue_config(mutant)
     result = Catch(mutant.name, mode, False)
     for seed in range(1, budget + 1):
-        if mode == "stress":
+        if not is_controlled(mode):
             values.pop("steps", None)
-            cfg = RunConfig(**values, sched="stress", seed=seed, duration=seconds)
+            cfg = RunConfig(**values, sched=mode, seed=seed, duration=seconds)
         else:
             cfg = RunConfig(**values, sched=mode, seed=seed)
         outcome = run(cfg, status=None)
@@ -91,10 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the catalogue; see the module docstring."""
     p = argparse.ArgumentParser(prog="rcu-pgdat-stress mutants", description=__doc__)
     p.add_argument("--modes", default="random,pct",
-                   help="comma-separated modes among random, pct, stress (default random,pct)")
+                   help=f"comma-separated modes among {', '.join(MODES)} (default random,pct)")
     p.add_argument("--seeds", type=int, default=20, help="seed budget per mode (default 20)")
     p.add_argument("--seconds", type=float, default=3.0,
-                   help="length of one free-running (stress) run (default 3)")
+                   help="length of one free-running (stress, naive) run (default 3)")
     p.add_argument("--only", default="", help="comma-separated mutant names")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON ('-': stdout)")
     try:

@@ -35,7 +35,6 @@ check.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import threading
@@ -51,6 +50,7 @@ from rcu_pgdat import sched
 from rcu_pgdat.check import PIPE_LEN
 
 from .plugins import FLAVORS, load_flavor
+from .usage import CommandLineError, Parser, fail
 
 __all__ = ["TortureResult", "run_torture", "main"]
 
@@ -339,8 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     """``rcu-pgdat-stress torture FLAVOR [--duration S] [--seed N] ...``: 0 on
     SUCCESS, 1 on FAILURE, 2 for bad usage (a plug-in that does not load: 125, from
     the CLI)."""
-    parser = argparse.ArgumentParser(
-        prog="rcu-pgdat-stress torture",
+    prog = "rcu-pgdat-stress torture"
+    parser = Parser(
+        prog=prog,
         description="A short rcutorture-like run of one RCU flavor: readers check how "
                     "many grace periods the element they hold has seen (Reader Pipe).")
     parser.add_argument("flavor", help=f"{', '.join(FLAVORS)} or MODULE:ATTR (a plug-in; "
@@ -349,11 +350,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="(default 0)")
     parser.add_argument("--readers", type=int, default=4, help="(default 4)")
     parser.add_argument("--writers", type=int, default=2, help="(default 2)")
-    args = parser.parse_args(argv)
-    if args.flavor not in FLAVORS and ":" not in args.flavor:
-        parser.error(f"unknown flavor {args.flavor!r}: {', '.join(FLAVORS)} or MODULE:ATTR")
-    if args.readers < 1 or args.writers < 1 or args.duration <= 0:
-        parser.error("--duration must be positive, --readers and --writers at least 1")
+    try:
+        args = parser.parse_args(argv)
+        if args.flavor not in FLAVORS and ":" not in args.flavor:
+            parser.error(f"unknown flavor {args.flavor!r}: {', '.join(FLAVORS)} or "
+                         "MODULE:ATTR")
+        if args.readers < 1 or args.writers < 1 or args.duration <= 0:
+            parser.error("--duration must be positive, --readers and --writers at least 1")
+    except CommandLineError as exc:
+        return fail(prog, exc)
     result = run_torture(args.flavor, args.duration, args.seed, args.readers, args.writers)
     print(result.format())
     return 0 if result.success else 1

@@ -176,3 +176,41 @@ def test_plugin_calling_sys_exit_in_a_worker_is_a_violation() -> None:
     proc = cli("--duration", "5", "--quiet", "--flavor", "user_rcu:ExitingRCU")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "BUG: thread-exception" in proc.stdout and "SystemExit" in proc.stdout
+
+
+@pytest.mark.parametrize("flavor, code, last", [
+    ("qsbr", 0, "qsbr-torture:--- End of test: SUCCESS"),
+    ("user_rcu:NoWaitRCU", 1, "reproduce: rcu-pgdat-stress torture user_rcu:NoWaitRCU"),
+])
+def test_torture_subcommand_judges_a_flavor(flavor: str, code: int, last: str) -> None:
+    proc = cli("torture", flavor, "--duration", "0.3", "--readers", "2", "--writers", "1")
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert last_line(proc.stdout).startswith(last)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["bogus"], "unknown flavor 'bogus': qsbr, memb or MODULE:ATTR"),
+    (["qsbr", "--readers", "0"], "--duration must be positive, --readers and --writers at "
+                                 "least 1"),
+])
+def test_torture_bad_usage_is_one_line_and_exit_2(args: list[str], words: str) -> None:
+    proc = cli("torture", *args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == f"rcu-pgdat-stress torture: error: {words}"
+
+
+def test_importing_the_plugin_loader_leaves_sys_path_alone(tmp_path: Path) -> None:
+    """Only loading a MODULE:ATTR plug-in puts the current directory on sys.path."""
+    (tmp_path / "here_rcu.py").write_text("from user_rcu import UserRCU as Here\n")
+    code = ("import sys\n"
+            "sys.path[:] = [d for d in sys.path if d not in ('', '.')]\n"
+            "import stress.plugins as p\n"
+            "print('' in sys.path)\n"
+            "p.load_flavor('qsbr')\n"
+            "print('' in sys.path)\n"
+            "print(type(p.load_flavor('here_rcu:Here')).__name__, '' in sys.path)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(PLUGINS)]))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False", "UserRCU", "True"]

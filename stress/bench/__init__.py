@@ -38,9 +38,9 @@ import importlib
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
-from stress.cli import _write_json as write_json
+from stress.usage import CommandLineError, Parser, fail, write_json
 
 from . import _interp
 from ._common import Options, Section, env_info
@@ -91,17 +91,8 @@ def _section_function(spec: str) -> Callable[[Options], Section]:
 _MISSING = (ImportError,)
 
 
-class _UsageError(Exception):
-    """Bad command line: one line, exit 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true",
                    help="short version of every section (well under a minute)")
     p.add_argument("--only", action="append", metavar="SECTION[,SECTION]",
@@ -129,7 +120,7 @@ def _selected(only: list[str] | None) -> list[str]:
     names = [n.strip() for item in only for n in item.split(",") if n.strip()]
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
-        raise _UsageError(f"unknown section {', '.join(unknown)}; choose from "
+        raise CommandLineError(f"unknown section {', '.join(unknown)}; choose from "
                           f"{', '.join(SECTIONS)}")
     return [n for n in SECTIONS if n in names]          # report order, no duplicates
 
@@ -196,19 +187,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             also = tuple(_interp.check_interpreters(args.also))
         except ValueError as exc:
-            raise _UsageError(str(exc)) from None
+            raise CommandLineError(str(exc)) from None
         if args.plot:
             if not set(names) & set(PLOTTED):
-                raise _UsageError(f"--plot draws the {' and '.join(PLOTTED)} sections; "
+                raise CommandLineError(f"--plot draws the {' and '.join(PLOTTED)} sections; "
                                   "--only leaves both out")
             from ._plot import PlotUnavailableError, require_matplotlib
             try:
                 require_matplotlib()                 # fail before minutes of measuring
             except PlotUnavailableError as exc:
-                raise _UsageError(str(exc)) from None
-    except _UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+                raise CommandLineError(str(exc)) from None
+    except CommandLineError as exc:
+        return fail(PROG, exc)
     out = sys.stderr if args.json == "-" else sys.stdout
     opts = Options(quick=args.quick, seed=args.seed, sched=args.sched, mutants=args.mutants,
                    log=lambda line: print(line, file=sys.stderr, flush=True), also=also)

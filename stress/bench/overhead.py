@@ -25,6 +25,7 @@ from typing import Any
 
 from rcu_pgdat import sched
 from rcu_pgdat.check import Oracles, Tracked, TrackedAllocator, ref_to
+from rcu_pgdat.harness import is_controlled
 from rcu_pgdat.rcu import Memb
 
 from ._common import Options, Section, controlled_missing, median, ratio
@@ -134,7 +135,7 @@ CTL_MODES = ("random", "pct", "stress", "naive")
 def _run(make: Callable[[], sched.Program], mode: str, seed: int) -> tuple[float, int, str]:
     """Seconds of one complete run, its steps (controlled modes; 0 otherwise), outcome."""
     start = time.perf_counter()
-    if mode in ("random", "pct"):
+    if is_controlled(mode):
         result = sched.run_program(make, sched.make_strategy(mode, seed), max_steps=1_000_000)
     elif mode == "stress":
         result = sched.run_free(make, sched.StressScheduler(seed=seed))
@@ -170,7 +171,7 @@ def controlled_section(opts: Options) -> Section:
     for mode in CTL_MODES:
         sec = median(got[mode]["seconds"])
         steps = median([float(s) for s in got[mode]["steps"]])
-        rows.append([mode, "controlled" if mode in ("random", "pct") else "free-running",
+        rows.append([mode, "controlled" if is_controlled(mode) else "free-running",
                      sec * 1e3, int(steps) if steps else None,
                      steps / sec if steps else None, ratio(sec, naive)])
     notes = [f"Median of {repeat} complete runs per mode, modes interleaved: 2 memb readers x "

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from rcu_pgdat.mm.scheme import SCHEMES as SCHEME_REGISTRY
+
 from ._common import Options, Section, median, ratio
 from ._runs import reader_run, steady_reads_per_second, violation_kinds
 
 __all__ = ["SCHEMES", "READERS", "ORACLES", "measure", "section"]
 
-SCHEMES = ("rcu", "rwlock", "reuse")
+#: Every protection scheme, in the registry's order.
+SCHEMES = tuple(SCHEME_REGISTRY)
 READERS = (1, 2, 4)
 #: Oracles on, then off (``NullOracles``).
 ORACLES = (True, False)
