@@ -247,6 +247,7 @@ class ReaderThread:
         self._leaving = leaving
         self._steps = threading.Semaphore(0)
         self._stepped = threading.Semaphore(0)
+        self._levels = depth             # levels still open (the test thread's count)
         self._finish = threading.Event()
         self.bg = Background(self._run, name)
 
@@ -275,13 +276,20 @@ class ReaderThread:
 
     def step(self) -> None:
         """Leave one level of nesting (and wait until it is left)."""
+        self._levels -= 1
         self._steps.release()
         assert self._stepped.acquire(timeout=HANDSHAKE)
 
     def release(self) -> None:
-        """Leave every remaining level and go idle."""
-        while not self.idle.is_set():
+        """Leave every remaining level and go idle.
+
+        Counts the levels rather than polling ``idle``: the reader goes idle a little
+        after its last step, and one step too many would wait for ever (seen on
+        free-threaded CPython, where that little is truly parallel).
+        """
+        while self._levels:
             self.step()
+        assert self.idle.wait(HANDSHAKE), "reader did not go idle"
 
     def finish(self) -> None:
         """Release, unregister and join."""

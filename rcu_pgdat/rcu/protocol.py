@@ -2,8 +2,8 @@
 
 The built-in flavors implement exactly this and nothing the harness relies on beyond it,
 so a user's implementation, named by import path (``module:attr``), is driven and
-checked the same way. The harness never reads a flavor's internal state to judge it
-(DESIGN.md, invariant 1): it wraps every call and tells the oracles what happened.
+checked the same way. The harness never reads a flavor's internal state to judge it:
+it wraps every call (``rcu_pgdat.harness.checked``) and tells the oracles what happened.
 
 An RCU flavor (``RCUFlavor``) guarantees: a ``synchronize()`` that starts after a
 read-side section started does not return before that section ends. Everything else
@@ -92,7 +92,11 @@ class SRCUDomain(Protocol):
         """Wait for every ``call_srcu`` callback queued before this call."""
 
     def cleanup(self) -> None:
-        """Tear the domain down; ``CleanupBusyError`` while readers are inside."""
+        """Tear the domain down; ``CleanupBusyError`` while readers are inside.
+
+        (The built-in ``SRCU`` also has ``shutdown()``, as flavors do: one
+        implementation, two names.)
+        """
 
 
 SRCU_REQUIRED = ("read_lock", "read_unlock", "synchronize")
