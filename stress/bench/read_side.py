@@ -18,10 +18,12 @@ empty method, as in any run without stress yields:
   ``threading.Lock``, and one ``sched.point()`` for scale.
 
 The rows take turns in every repeat (:func:`~stress.bench._common.interleaved`); the best
-repeat counts. Ratios are of *net* costs: the cost of an empty ``timeit`` loop, measured
-in the same rounds, is subtracted first, so the loop's own overhead does not flatten
-them. :func:`rows` is a pure function of its arguments (every object it times is made
-and torn down inside it), so the section runs the same under a second interpreter.
+of many short repeats counts (a short one often runs unpreempted on a busy machine).
+Ratios are of *net* costs: the cost of an empty ``timeit`` loop, measured in the same
+rounds, is subtracted first, so the loop's own overhead does not flatten them.
+:func:`rows` and :func:`section` are pure functions of their arguments (every object
+timed is made and torn down inside), so the section runs the same under a second
+interpreter (``bench --also PYTHON``).
 """
 
 from __future__ import annotations
@@ -179,8 +181,10 @@ def rows(samples: dict[str, list[float]]) -> tuple[list[list[Cell]], list[str], 
 
 def section(opts: Options) -> Section:
     """The read-side table: ns per pair (best and median) and the ratio to the empty pair."""
-    number = opts.pick(20_000, 200_000)
-    repeat = opts.pick(5, 9)
+    # Many short rounds rather than a few long ones: on a loaded machine a short round
+    # often runs without being preempted, and the best round is what counts.
+    number = opts.pick(5_000, 20_000)
+    repeat = opts.pick(15, 41)
     samples = measure(number, repeat)
     table, verdicts, loop = rows(samples)
     return Section(
