@@ -10,7 +10,7 @@ grace periods are long and uneven.
 Every worker body runs inside :func:`run_worker`, which binds the task to the thread,
 turns a violation raised at a checked access into a quiet thread end (the violation is
 already reported) and any other exception into a ``thread-exception`` report: nothing
-is lost inside a thread (DESIGN.md, invariant 3).
+is lost inside a thread (docs/design.md, invariant 3).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Oracles: prove from events alone that no reader touches freed pgdat memory.
 
-The checkers never trust the code under test (DESIGN.md, invariant 1): the harness
+The checkers never trust the code under test (docs/design.md, invariant 1): the harness
 tells them what happened and they decide. Everything reaches one :class:`Collector`.
 
 Setting up a run::

@@ -1,4 +1,4 @@
-"""Tracked memory: KASAN for the model's freeable objects (DESIGN.md, invariant 5).
+"""Tracked memory: KASAN for the model's freeable objects (docs/design.md, invariant 5).
 
 What it guarantees
 ------------------

@@ -1,6 +1,6 @@
 """The oracles the harness feeds: grace periods, the pipeline, lockdep-style checks.
 
-They decide from events alone (DESIGN.md, invariant 1): the harness tells them when a
+They decide from events alone (docs/design.md, invariant 1): the harness tells them when a
 read-side section begins and ends, when a grace period begins and ends, what was
 retired and what was read; no flavor's internal state is ever consulted.
 

@@ -1,6 +1,6 @@
 """The harness's wrapper around any RCU flavor or SRCU domain: calls in, events out.
 
-DESIGN.md, invariant 1: the oracles never read an implementation's own bookkeeping.
+docs/design.md, invariant 1: the oracles never read an implementation's own bookkeeping.
 Instead every implementation, ours or a user's plug-in, is driven through these
 wrappers, which report what the *caller* can observe:
 

@@ -1,4 +1,4 @@
-"""Schedule points and cooperative blocking (DESIGN.md, invariant 2).
+"""Schedule points and cooperative blocking (docs/design.md, invariant 2).
 
 Every algorithm in the code under test calls :func:`point` between two accesses to
 shared state, and waits only through :func:`wait_until`, :func:`sleep`, :class:`Event`
