@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from test_layers import LAYERS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -129,6 +131,19 @@ def test_readme_and_docs_link_only_inside_the_repository() -> None:
 
 def test_files_and_tests_the_documents_name_exist() -> None:
     assert [bad for doc in documents(ROOT) for bad in stale_references(doc, ROOT)] == []
+
+
+def design_layers(text: str) -> list[tuple[str, ...]]:
+    """The groups of each rank of the design document's layer table, top first."""
+    rows = re.findall(r"^\| (\d+) \| (.+?) \|[^|]*\|$", text, re.MULTILINE)
+    return [tuple(re.findall(r"`([\w.]+)`", groups)) for _, groups in rows]
+
+
+def test_the_design_lists_the_layers_the_layering_test_enforces() -> None:
+    text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    assert design_layers(text) == [tuple(groups) for groups in LAYERS]
+    swapped = text.replace("| 3 | `rcu_pgdat.mm` |", "| 3 | `rcu_pgdat.harness` |", 1)
+    assert design_layers(swapped) != [tuple(groups) for groups in LAYERS]
 
 
 def test_the_readme_links_the_design_document() -> None:
