@@ -13,6 +13,8 @@ side by side with what the scheme costs them.
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +23,7 @@ from rcu_pgdat.mm import system as _system
 from stress.run import RunConfig, StressResult, run
 
 __all__ = ["SNAPSHOTS", "oracles_switched", "reader_run", "reads_per_second",
-           "steady_reads_per_second", "violation_kinds"]
+           "steady_cores", "steady_reads_per_second", "violation_kinds"]
 
 
 @contextlib.contextmanager
@@ -56,16 +58,20 @@ def reader_run(*, scheme: str = "rcu", iterators: int = 1, nodes: int = 4,
     """One run of ``iterators`` readers under ``scheme`` while the remover churns nodes.
 
     ``samples``: the run's status snapshots (``elapsed``, ``reads``, ...) are appended
-    to it, about ``SNAPSHOTS`` of them, for :func:`steady_reads_per_second`.
+    to it, about ``SNAPSHOTS`` of them, each with the process's CPU time (``cpu``), for
+    :func:`steady_reads_per_second` and :func:`steady_cores`.
     """
     interval = duration / SNAPSHOTS if samples is not None else 1e9
     cfg = RunConfig(scheme=scheme, iterators=iterators, allocators=0, sleepers=0,
                     policy_users=0, fake_writers=fake_writers, nodes=nodes,
                     cpus=max(8, 2 * nodes), duration=duration, sched=sched, seed=seed,
                     status_interval=interval, stall_timeout=max(10.0, 4 * duration))
+    def sample(snap: dict[str, Any]) -> None:
+        assert samples is not None
+        samples.append({**snap, "cpu": time.process_time()})
+
     with oracles_switched(oracles):
-        return run(cfg, status=None,
-                   progress=samples.append if samples is not None else None)
+        return run(cfg, status=None, progress=sample if samples is not None else None)
 
 
 def reads_per_second(result: StressResult) -> float:
@@ -80,6 +86,16 @@ def steady_reads_per_second(result: StressResult, samples: list[dict[str, Any]])
         return reads_per_second(result)
     first, last = samples[0], samples[-1]
     return (last["reads"] - first["reads"]) / (last["elapsed"] - first["elapsed"])
+
+
+def steady_cores(samples: list[dict[str, Any]]) -> float:
+    """CPUs the process kept busy between the first and the last snapshot (its CPU time
+    over the wall time): near 1 at most under a GIL, up to the readers' count without
+    one, less whenever other processes take the machine. ``nan`` without two samples."""
+    if len(samples) < 2 or samples[-1]["elapsed"] <= samples[0]["elapsed"]:
+        return math.nan
+    first, last = samples[0], samples[-1]
+    return (last["cpu"] - first["cpu"]) / (last["elapsed"] - first["elapsed"])
 
 
 def violation_kinds(result: StressResult) -> list[str]:

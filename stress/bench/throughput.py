@@ -19,12 +19,13 @@ each costs one core.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rcu_pgdat.mm.scheme import SCHEMES as SCHEME_REGISTRY
 
 from ._common import Options, Section, median, ratio
-from ._runs import reader_run, steady_reads_per_second, violation_kinds
+from ._runs import reader_run, steady_cores, steady_reads_per_second, violation_kinds
 
 __all__ = ["SCHEMES", "READERS", "ORACLES", "measure", "section"]
 
@@ -41,9 +42,12 @@ def measure(readers: tuple[int, ...] = READERS, schemes: tuple[str, ...] = SCHEM
     """``{"reads_per_s": {scheme: {n: [samples]}}, "oracles_off": {...}, "violations"}``.
 
     ``reads_per_s`` holds the runs with the oracles on, ``oracles_off`` those without
-    (each only for the settings in ``oracles``).
+    (each only for the settings in ``oracles``); ``cores``: ``{"on"|"off": {scheme:
+    {n: [CPUs busy]}}}`` for the same runs (``_runs.steady_cores``).
     """
     rates: dict[bool, dict[str, dict[int, list[float]]]] = {
+        on: {s: {n: [] for n in readers} for s in schemes} for on in oracles}
+    cores: dict[bool, dict[str, dict[int, list[float]]]] = {
         on: {s: {n: [] for n in readers} for s in schemes} for on in oracles}
     bad: list[str] = []
     for rep in range(repeat):
@@ -55,9 +59,11 @@ def measure(readers: tuple[int, ...] = READERS, schemes: tuple[str, ...] = SCHEM
                                         sched=sched, seed=seed + rep, oracles=on,
                                         samples=samples)
                     rates[on][scheme][n].append(steady_reads_per_second(result, samples))
+                    cores[on][scheme][n].append(steady_cores(samples))
                     bad.extend(f"{scheme}/{n}/{'on' if on else 'off'}: {k}"
                                for k in violation_kinds(result))
     return {"reads_per_s": rates.get(True, {}), "oracles_off": rates.get(False, {}),
+            "cores": {"on" if on else "off": c for on, c in cores.items()},
             "violations": bad}
 
 
@@ -86,6 +92,11 @@ def section(opts: Options) -> Section:
              f"iterators only, the remover churning 4 nodes, --sched {opts.sched}. "
              "Oracles off: NullOracles (no section, grace-period, dereference or "
              "pipeline checks; tracked fields keep their own checks)."]
+    busy = got["cores"]["on"]
+    notes.append("CPUs busy while the readers run, oracles on (process CPU time over "
+                 f"wall time, median, of {os.cpu_count()}): " + "; ".join(
+                     f"{s} " + " / ".join(f"{median(busy[s][n]):.2f}" for n in READERS)
+                     for s in SCHEMES) + f" with {' / '.join(map(str, READERS))} readers.")
     if got["violations"]:
         notes.append("!!! violations in benchmark runs: " + ", ".join(got["violations"]))
     return Section(
@@ -94,6 +105,7 @@ def section(opts: Options) -> Section:
         data={"duration": duration, "repeat": repeat, "sched": opts.sched,
               "reads_per_s": _jsonable(got["reads_per_s"]),
               "oracles_off": _jsonable(got["oracles_off"]),
+              "cores": {k: _jsonable(v) for k, v in got["cores"].items()},
               "violations": got["violations"]})
 
 
