@@ -19,6 +19,7 @@ each costs one core.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -95,7 +96,7 @@ def section(opts: Options) -> Section:
     busy = got["cores"]["on"]
     notes.append("CPUs busy while the readers run, oracles on (process CPU time over "
                  f"wall time, median, of {os.cpu_count()}): " + "; ".join(
-                     f"{s} " + " / ".join(f"{median(busy[s][n]):.2f}" for n in READERS)
+                     f"{s} " + " / ".join(_cores(busy[s][n]) for n in READERS)
                      for s in SCHEMES) + f" with {' / '.join(map(str, READERS))} readers.")
     if got["violations"]:
         notes.append("!!! violations in benchmark runs: " + ", ".join(got["violations"]))
@@ -109,5 +110,14 @@ def section(opts: Options) -> Section:
               "violations": got["violations"]})
 
 
-def _jsonable(rates: dict[str, dict[int, list[float]]]) -> dict[str, dict[str, list[float]]]:
-    return {s: {str(n): v for n, v in d.items()} for s, d in rates.items()}
+def _cores(samples: list[float]) -> str:
+    """The median of the runs that had two snapshots, or n/a."""
+    kept = [c for c in samples if math.isfinite(c)]
+    return f"{median(kept):.2f}" if kept else "n/a"
+
+
+def _jsonable(rates: dict[str, dict[int, list[float]]]
+              ) -> dict[str, dict[str, list[float | None]]]:
+    """String keys, and ``None`` for a figure that could not be taken (JSON has no nan)."""
+    return {s: {str(n): [v if math.isfinite(v) else None for v in d[n]] for n in d}
+            for s, d in rates.items()}
