@@ -74,6 +74,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .. import sched
+from ..sched import accesses as _accesses
 from ..errors import UsageError
 from . import _stack
 from .kinds import Kind
@@ -147,11 +148,15 @@ def _raw_field(owner: str, field: str, index: int) -> property:
     def fget(obj: Any) -> Any:
         value = obj._vals[index]
         # (A) value loaded before the life word: pairs with (B) in free().
+        if _accesses.recording:
+            _note(obj, field, "read")
         if value is POISON or obj._life & _PHASE != _LIVE:
             _hit(obj, field, value, "Read", None)
         return value
 
     def fset(obj: Any, value: Any) -> None:
+        if _accesses.recording:
+            _note(obj, field, "write")
         if obj._life & _PHASE != _LIVE:
             _hit(obj, field, POISON, "Write", None)
         obj._vals[index] = value
@@ -170,12 +175,16 @@ def _ref_field(owner: str, field: str, index: int) -> property:
         obj = ref._obj
         value = obj._vals[index]
         # (A) as in _raw_field; the life word now carries the generation too.
+        if _accesses.recording:
+            _note(obj, field, "read")
         if value is POISON or obj._life != ref._life:
             _hit(obj, field, value, "Read", ref._life)
         return value
 
     def fset(ref: Any, value: Any) -> None:
         obj = ref._obj
+        if _accesses.recording:
+            _note(obj, field, "write")
         if obj._life != ref._life:
             _hit(obj, field, POISON, "Write", ref._life)
         obj._vals[index] = value
@@ -183,6 +192,11 @@ def _ref_field(owner: str, field: str, index: int) -> property:
             _hit(obj, field, value, "Write", ref._life)
 
     return property(fget, fset, doc=f"Checked field {owner}.{field} (generation-checked).")
+
+
+def _note(obj: Any, field: str, op: str) -> None:
+    """Log the access for a controlled run's explanation (caller: a field's accessor)."""
+    _accesses.note(op, obj, field, f"{type(obj).__name__}.{field}", depth=3)
 
 
 def _hit(obj: Tracked, field: str, value: Any, access: str,
@@ -433,6 +447,9 @@ class TrackedAllocator:
             # First: from this store on, every reader's check fails (see opening comment).
             target._life = gen << 2 | _INIT
             target._vals[:] = values
+            if _accesses.recording:     # the caller's ``with`` line: through contextlib
+                _accesses.note("write", target, "*", f"{type(target).__name__} (reinit)",
+                               depth=3)
             if target in self._quarantine:
                 self._quarantine.remove(target)
             self.allocated += 1
@@ -461,6 +478,8 @@ class TrackedAllocator:
             problem = self._free_problem(obj)
             if problem is None:
                 self._do_free(unwrap(obj), thread, stack)
+        if problem is None and _accesses.recording:
+            _accesses.note("free", unwrap(obj), "*", depth=2)
         if problem is not None:
             kind, why = problem
             name = (obj._meta.label if isinstance(obj, Tracked) and hasattr(obj, "_meta")

@@ -32,7 +32,7 @@ import threading
 from typing import Any, Callable
 
 from . import _real  # noqa: F401 - first: capture the real primitives before any patch
-from . import _state
+from . import _state, accesses
 from .accesses import Access, explain, note as note_access
 from ._base import ReadyCond, Scheduler
 from ._report import interleaving_table
@@ -156,9 +156,11 @@ def active() -> Scheduler:
 
 
 def _rebind_point(scheduler: Scheduler) -> None:
-    """``point`` becomes ``scheduler``'s bound method (called by :func:`install`)."""
+    """``point`` becomes ``scheduler``'s bound method (called by :func:`install`);
+    the access log records while a controlled scheduler is the active one."""
     global point
     point = scheduler.point
+    accesses.recording = bool(getattr(scheduler, "controlled", False))
 
 
 _state.on_install = _rebind_point

@@ -33,10 +33,15 @@ __all__ = ["Access", "AccessLog", "LOG_SIZE", "note", "explain", "WRITES"]
 #: How many of the most recent accesses a run keeps.
 LOG_SIZE = 4096
 
-# Bounds on the search (the explanation looks at the run's end only).
+# Bounds on the search (the accesses explained are the run's last ones; their locations
+# histories come from the whole log).
 _WINDOW = 1024          # most recent accesses considered
 _TRIES = 32             # most recent accesses of the culprit tried as the location
 _PER_LOCATION = 128     # most recent accesses of one location compared
+
+#: Whether the active scheduler is a controlled one (set by ``install``): a checker on a
+#: hot path tests this flag before it pays for :func:`note`'s call.
+recording = False
 
 #: Operations that change the location (the others read it).
 WRITES = frozenset({"write", "delete", "free", "mutate"})
@@ -134,11 +139,12 @@ def _lost_update(seq: Sequence[Access]) -> tuple[list[Access], str] | None:
         if ra is None or ra.writes:
             continue
         for wb in seq[seq.index(ra) + 1:i]:
-            if wb.thread == wa.thread or not wb.writes:
+            if wb.thread == wa.thread or not wb.writes or not wb.conflicts(wa):
                 continue
             rb = next((a for a in reversed(seq[:seq.index(wb)]) if a.thread == wb.thread),
                       None)
-            if rb is None or rb.writes:
+            if rb is None or rb.writes or not (rb.same_location(wa)
+                                               and ra.same_location(wb)):
                 continue
             quad = sorted({id(x): x for x in (ra, rb, wa, wb)}.values(), key=seq.index)
             first, second = (rb, ra) if seq.index(rb) < seq.index(ra) else (ra, rb)
@@ -157,9 +163,10 @@ def _write_between(seq: Sequence[Access]) -> tuple[list[Access], str] | None:
             b = seq[j]
             if b.thread == a2.thread:
                 break                    # a1 would be this access: nothing in between
-            if not b.writes:
+            if not b.conflicts(a2):
                 continue
-            a1 = next((a for a in reversed(seq[:j]) if a.thread == a2.thread), None)
+            a1 = next((a for a in reversed(seq[:j]) if a.thread == a2.thread
+                       and a.conflicts(b)), None)
             if a1 is None:
                 break
             return ([a1, b, a2],
@@ -189,7 +196,8 @@ def explain(accesses: Iterable[Access], culprit: str | None = None) -> str:
     ``culprit`` is the thread that failed (``None``: any); the location explained is
     the most recent one that thread touched and another thread touched in conflict.
     """
-    log = list(accesses)[-_WINDOW:]
+    whole = list(accesses)
+    log = whole[-_WINDOW:]
     if not log:
         return ""
     tried = 0
@@ -199,9 +207,11 @@ def explain(accesses: Iterable[Access], culprit: str | None = None) -> str:
         tried += 1
         if tried > _TRIES:
             break
-        seq = [a for a in log if a.same_location(access)]
+        # The location's history from the whole log: a free long before a use is
+        # still the use's cause.
+        seq = [a for a in whole if a.same_location(access)]
         if any(a.field == "*" for a in seq):      # a whole-object access: the whole object
-            seq = [a for a in log if a.root == access.root]
+            seq = [a for a in whole if a.root == access.root]
         seq = seq[-_PER_LOCATION:]
         if not any(a.conflicts(access) or any(a.conflicts(b) for b in seq) for a in seq):
             continue
@@ -212,5 +222,5 @@ def explain(accesses: Iterable[Access], culprit: str | None = None) -> str:
         return "\n".join(["conflicting accesses (in the order they ran):"]
                          + [_row(a) for a in rows] + [sentence])
     if culprit is not None:
-        return explain(log, None)
+        return explain(whole, None)
     return ""
