@@ -11,7 +11,8 @@ from rcu_pgdat.sched.strategies import PER_SEED, STRATEGIES, describe_strategy, 
 
 
 def test_the_registry_lists_every_controlled_mode_once() -> None:
-    assert {"random", "pct", "dfs"} <= set(STRATEGIES)
+    assert {"random", "pct", "pos", "portfolio", "dfs"} <= set(STRATEGIES)
+    assert sched.SWEEP_DEFAULT == "portfolio" and sched.SWEEP_DEFAULT in PER_SEED
     assert sched.CONTROLLED_MODES == PER_SEED
     assert "dfs" not in PER_SEED and "random" in PER_SEED and "pct" in PER_SEED
     for name, spec in STRATEGIES.items():
@@ -50,7 +51,7 @@ def test_options_are_checked_with_the_flag_name() -> None:
 
 def test_unknown_names_and_search_modes_are_refused_with_the_choices() -> None:
     with pytest.raises(UsageError, match="unknown scheduling strategy 'bogus'; choose one of "
-                                         "random, pct"):
+                                         "portfolio, random, pct, pos, dfs"):
         sched.make_strategy("bogus", 1)
     with pytest.raises(UsageError, match="dfs is not a strategy per seed"):
         sched.make_strategy("dfs", 1)

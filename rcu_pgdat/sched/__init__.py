@@ -41,9 +41,10 @@ from .explore import ExploreResult, explore
 from .primitives import Event, Mutex
 from .runner import Program, ProgramFactory, calibrate_steps, replay, run_free, run_program
 from .shrink import shrink
-from .strategies import (CONTROLLED_MODES, STRATEGIES, ChoiceStrategy, Decision,
-                         GuidedStrategy, PCTStrategy, RandomStrategy, ReplayStrategy, Strategy,
-                         StrategySpec, describe_strategy, make_strategy)
+from .strategies import (CONTROLLED_MODES, STRATEGIES, SWEEP_DEFAULT, ChoiceStrategy,
+                         Decision, GuidedStrategy, PCTStrategy, PortfolioStrategy, POSStrategy,
+                         RandomStrategy, ReplayStrategy, Strategy, StrategySpec,
+                         describe_strategy, make_strategy)
 from .stress import StressScheduler
 from .sweep import SweepResult, sweep
 from .trace import Step, Trace
@@ -75,11 +76,14 @@ __all__ = [
     "Decision",
     "RandomStrategy",
     "PCTStrategy",
+    "POSStrategy",
+    "PortfolioStrategy",
     "ReplayStrategy",
     "GuidedStrategy",
     "ChoiceStrategy",
     "CONTROLLED_MODES",
     "STRATEGIES",
+    "SWEEP_DEFAULT",
     "StrategySpec",
     "make_strategy",
     "describe_strategy",

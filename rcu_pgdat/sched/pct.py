@@ -1,29 +1,60 @@
 """PCT: probabilistic concurrency testing (Burckhardt, Kothari, Musuvathi, Nagarakatte,
-ASPLOS 2010).
+ASPLOS 2010), for programs whose threads loop.
 
+Classic PCT
+-----------
 Each thread gets a random priority when it first shows up; the highest-priority
-candidate always runs. ``depth - 1`` change points are drawn uniformly from the steps
-``1..steps``; at the i-th one the thread that ran the step before is demoted below every
-thread not demoted yet (later demotions go lower still). A bug has *depth* d when d
-ordering constraints between steps must hold for it to show (an order violation has
-depth 1, an atomicity violation between two threads depth 2). For a program with at
-most ``n`` threads and ``k`` steps, one PCT run with ``depth=d`` finds a given bug of
-depth d with probability at least ``1 / (n * k**(d-1))``; independent seeds multiply
-the chance of a miss. The bound assumes ``steps >= k``: pass the program's length
-(sweeps measure it once).
+candidate always runs. ``depth - 1`` change points are drawn uniformly from the ``k``
+steps of the run; at each one the thread that ran the step before is demoted below
+every other. A bug has *depth* d when d ordering constraints between steps must hold for
+it to show; for ``n`` threads one run finds a given bug of depth d with probability at
+least ``1 / (n * k**(d-1))``.
 
-Threads here loop rather than finish (workers run until the step budget), and a thread
-of top priority that never blocks would starve the rest forever, which no kernel
-scheduler does. So a thread that stops at a voluntary yield point (``sched.yield_point``:
-the model's ``cond_resched()``) is demoted as a thread calling ``sched_yield()`` gives
-its CPU away; these demotions are not change points and do not count against
-``depth``.
+Why classic PCT fails on this model
+-----------------------------------
+The bound and the strategy assume threads that finish. Here every thread loops until the
+step budget, and a thread of top priority that never blocks would run alone for ever. So
+a thread that stops at a voluntary yield (``sched.yield_point``, the model's
+``cond_resched()``) goes to the back of the queue, as ``sched_yield()`` does (shuttle
+deprioritizes a yielding task the same way). After one round every thread has yielded and
+the priorities have become a round-robin queue: each thread runs one iteration of its
+loop, from yield to yield, without a switch. The ``d-1`` change points are then the only
+preemptions inside an iteration, out of tens of thousands of steps, while the bugs of an
+RCU live inside an iteration (a reader preempted inside its section, an updater between
+its snapshot and its wait).
 
-Why not just Random: a bug that needs one thread to run w steps without a switch and
-then be preempted at one exact step is found by Random with probability about 2**-w (it
-must keep the same thread w times in a row); PCT keeps the higher-priority thread
-running by construction and needs only the change point to land on the step, about 1/k
-(``stress.bench.seeds.measure(race, mode, seeds, work=30)`` shows both).
+What this version does, and why
+-------------------------------
+Shuttle and Coyote keep the change points of one run over the run's measured length
+(shuttle counts only decisions with two or more runnable tasks and grows its bound as it
+sees longer runs; Coyote places a bounded number of priority changes, 10 by default, over
+the measured number of scheduling points, and for programs that do not terminate offers a
+"fair" variant that turns random after a prefix). Both still spend a constant number of
+preemptions on the whole run, so a bug that can strike in any round of a loop has one
+chance per run instead of one per round. Of the PCT paper's argument, what carries over to
+a loop is the round: the ordering constraints of a bug in a looping program hold within
+one round, and every round is a fresh chance. So this version keeps PCT per round:
+
+* **Change points per round.** The depth counts change points in a round of ``r`` steps,
+  ``r`` being the *measured* period of the loop: the mean number of steps between two
+  yields of the same thread, over the run so far (before any thread has yielded twice, the
+  ``steps`` given, the expected run length: a program that never yields is classic PCT
+  over its whole run). Each preemptible step is a change point independently with
+  probability ``(d-1)/r``: ``d-1`` per round on average, and a given set of ``d-1`` steps
+  of a round all change points with probability about ``((d-1)/r)**(d-1) * e**-(d-1)``,
+  the per-round counterpart of PCT's ``1/k**(d-1)``, with a fresh chance every round.
+* **Only preemptible steps count** (the thread that ran could go on and another could
+  run instead), as in shuttle and Coyote: a change point on a yield, or with a single
+  candidate, would be no preemption at all.
+* A demoted thread goes to the back of the queue, behind every thread that has not yet
+  yielded in this round: it misses one full round, the others running an iteration each,
+  which is the delay a preempted reader needs for a grace period and a free to happen
+  under it. It is never starved for good, so a correct RCU never sees its grace periods
+  stall behind a thread the strategy parked (no false livelock).
+
+Where it loses: a bug that needs many preemptions in a short stretch (one thread
+switched out at nearly every step) is a uniform-random bug; ``random`` finds those
+faster, and the portfolio runs both.
 """
 
 from __future__ import annotations
@@ -37,10 +68,11 @@ __all__ = ["PCTStrategy"]
 
 
 class PCTStrategy(Strategy):
-    """PCT with ``depth - 1`` priority change points in steps ``1..steps``.
+    """PCT with ``depth - 1`` change points per measured loop round (see module doc).
 
-    Invariant: ``_order + _lowered`` ranks every thread seen so far, highest first;
-    ``_lowered`` holds the demoted ones in demotion order, all below every other.
+    Invariant: ``_order + _queue`` ranks every thread seen so far, highest first;
+    ``_order`` holds the threads that have neither yielded nor been demoted, in their
+    random initial priority order, ``_queue`` the others, in the order they went back.
     """
 
     name = "pct"
@@ -54,13 +86,19 @@ class PCTStrategy(Strategy):
         self.depth = depth
         self.steps = steps
         self._rng = random.Random(seed)
-        count = min(depth - 1, steps)
-        self._change_points = sorted(self._rng.sample(range(1, steps + 1), count))
-        self._next_change = 0
         self._order: list[str] = []
-        self._lowered: list[str] = []
-        self._seen: set[str] = set()       # membership only, never iterated
+        self._queue: list[str] = []
+        self._seen: set[str] = set()        # membership only, never iterated
         self._last_index = -1
+        self._last_yield: dict[str, int] = {}
+        self._periods = 0                   # yields that closed a round of their thread
+        self._period_sum = 0                # ... and the steps those rounds took
+        self.change_points: list[int] = []  # step indices where a change point fell
+
+    @property
+    def round_length(self) -> float:
+        """The measured loop period ``r`` (the expected run length until measured)."""
+        return self._period_sum / self._periods if self._periods else float(self.steps)
 
     def choose(self, d: Decision) -> str:
         for name in d.candidates:              # start order: deterministic insertion
@@ -69,24 +107,35 @@ class PCTStrategy(Strategy):
                 self._order.insert(self._rng.randint(0, len(self._order)), name)
         if d.index != self._last_index:        # first question for this step
             self._last_index = d.index
-            if d.prev_yielded and d.prev is not None:
-                self._demote(d.prev)
-            cps = self._change_points
-            while self._next_change < len(cps) and cps[self._next_change] <= d.index:
-                self._next_change += 1
-                if d.prev is not None:
-                    self._demote(d.prev)
-        for name in self._order + self._lowered:
+            self._account(d)
+        for name in self._order + self._queue:
             if name in d.candidates:
                 return name
         raise AssertionError("unreachable: every candidate has a priority")
 
+    def _account(self, d: Decision) -> None:
+        """The yield or change point that ends ``d.prev``'s run, if any."""
+        prev = d.prev
+        if prev is None:
+            return
+        if d.prev_yielded:
+            last = self._last_yield.get(prev)
+            if last is not None:
+                self._periods += 1
+                self._period_sum += d.index - last
+            self._last_yield[prev] = d.index
+            self._demote(prev)
+        elif len(d.candidates) > 1 and prev in d.candidates:
+            if self._rng.random() * self.round_length < self.depth - 1:
+                self.change_points.append(d.index)
+                self._demote(prev)
+
     def _demote(self, name: str) -> None:
         if name in self._order:
             self._order.remove(name)
-        elif name in self._lowered:
-            self._lowered.remove(name)
-        self._lowered.append(name)
+        else:
+            self._queue.remove(name)
+        self._queue.append(name)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "depth": self.depth, "steps": self.steps}

@@ -19,7 +19,8 @@ seed (``per_seed`` is false): it is a search over many runs,
 :func:`~rcu_pgdat.sched.explore`, and :func:`make_strategy` refuses it.
 
 The strategy classes live in their own modules (``decision`` the interface, ``basic``
-random/replay/guided/choice, ``pct``) and are re-exported here.
+random/replay/guided/choice, ``pct``, ``pos``, ``portfolio``) and are re-exported here.
+:data:`SWEEP_DEFAULT` names the strategy every sweep of seeds runs unless told otherwise.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from ..errors import UsageError
 from .basic import ChoiceStrategy, GuidedStrategy, RandomStrategy, ReplayStrategy, Switch
 from .decision import Decision, Strategy
 from .pct import PCTStrategy
+from .pos import POSStrategy
+from .portfolio import PortfolioStrategy
 
-__all__ = ["Decision", "Strategy", "RandomStrategy", "PCTStrategy", "ReplayStrategy",
+__all__ = ["Decision", "Strategy", "RandomStrategy", "PCTStrategy", "POSStrategy",
+           "PortfolioStrategy", "ReplayStrategy",
            "GuidedStrategy", "Switch", "ChoiceStrategy", "Param", "StrategySpec",
-           "STRATEGIES", "PER_SEED", "make_strategy", "describe_strategy",
+           "STRATEGIES", "PER_SEED", "SWEEP_DEFAULT", "make_strategy", "describe_strategy",
            "strategy_spec", "CONTROLLED_MODES"]
 
 #: Default expected run length when a caller has not measured one.
@@ -126,20 +130,43 @@ def _pct(seed: int, o: Mapping[str, Any]) -> Strategy:
     return PCTStrategy(seed, depth=o["pct_depth"], steps=o["steps"])
 
 
+def _pos(seed: int, o: Mapping[str, Any]) -> Strategy:
+    return POSStrategy(seed)
+
+
+def _portfolio(seed: int, o: Mapping[str, Any]) -> Strategy:
+    return PortfolioStrategy(seed, steps=o["steps"])
+
+
 STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
     StrategySpec(
-        "random", "uniform choice among the runnable threads at every step",
+        "portfolio", "seed i runs one strategy of a fixed rotation (random, pct d=3, pos, "
+                     "random, pct d=2, pct d=5); the default of every seed sweep",
+        build=_portfolio, needs_steps=True),
+    StrategySpec(
+        "random", "uniform choice among the runnable threads at every step; weak on bugs "
+                  "that need one thread held off for long (a reader across a grace period)",
         build=_random),
     StrategySpec(
-        "pct", "PCT: random thread priorities, the highest runs, d-1 priority change points",
-        params=(Param("pct_depth", 3, "PCT bug depth d: d-1 priority change points"),),
+        "pct", "PCT: random priorities, d-1 change points per measured loop round; loses to "
+               "random on bugs that need preemptions at many places in a short stretch",
+        params=(Param("pct_depth", 3, "PCT bug depth d: d-1 priority change points per "
+                                      "measured loop round"),),
         build=_pct, label=lambda o: f"pct d={o['pct_depth']}", needs_steps=True),
+    StrategySpec(
+        "pos", "partial order sampling (races read from point labels); loses to random on "
+               "bugs that need preemptions at many places in a short stretch",
+        build=_pos),
     StrategySpec(
         "dfs", "every interleaving with at most K preemptions, fewest first (not per seed)",
         params=(Param("max_preemptions", 2, "dfs: preemption bound", minimum=0),
                 Param("max_schedules", 200, "dfs: schedules to run at most")),
         label=lambda o: f"dfs k={o['max_preemptions']}"),
 )}
+
+#: The strategy a sweep of seeds runs when none is named (CLI ``--seeds``, ``bisect``,
+#: the pytest plugin, the mutant catalogue).
+SWEEP_DEFAULT = "portfolio"
 
 #: The names that build one strategy per seed, in registry order.
 PER_SEED = tuple(name for name, spec in STRATEGIES.items() if spec.per_seed)

@@ -1,0 +1,115 @@
+"""POS: partial order sampling (Yuan, Yang, Gu, "Partial Order Aware Concurrency
+Sampling", CAV 2018), with the conflicts a schedule point's label tells.
+
+The algorithm
+-------------
+Every pending step (each thread's next step) carries a random priority; the candidate
+whose pending step has the highest priority runs. When a step ran, its thread's next step
+gets a fresh priority, and so does every other pending step that *races* with the step
+that ran (touches what it touched, one of them writing). Resetting the racing steps is
+what makes POS sample partial orders rather than interleavings: two schedules that
+differ only in the order of independent steps are one partial order, and POS does not
+spend its chances telling them apart, while a pair of racing steps gets a fresh coin
+each time one of them runs. There is no depth and no length to estimate, which is why
+POS suits long and looping programs: its chance of a given partial order does not shrink
+with the length of the run the way PCT's ``1/k**(d-1)`` does, and a step of low priority
+is delayed for as long as higher-priority independent steps keep coming, the long delay a
+reader preempted inside its section needs for a grace period to end under it.
+
+What the scheduler knows of a step
+----------------------------------
+POS needs the read and write sets of pending steps. The scheduler sees only the label of
+the schedule point each thread waits at (``sched.point("qsbr:gp:scan")``); the model
+names its points ``subsystem:place`` (``qsbr:...``, ``memb:...``, ``srcu...``,
+``stop_machine:...``, ``spin_lock:<lock>``, ``reader:...``). The approximation: **two
+pending steps race when their labels have the same first component** (up to the first
+``:`` or ``.``), the subsystem whose shared state the step touches: the reader's
+``memb:read_lock:load`` races with the updater's ``memb:gp:flip``, a reader's
+``stop_machine:arrive`` with the stopper's ``stop_machine:stopping``. It errs both ways
+and neither way breaks anything, since any strategy is sound and only the sampling
+distribution changes: two readers at ``reader:...`` count as racing though both only
+read (more randomness among them), and a reader's ``reader:use`` does not race with the
+remover's ``remover.free`` though it touches what is freed (the reader keeps its
+priority, and with it, often, a long delay). A wait the scheduler re-offers because
+another step may have made it true gets a fresh priority too: the step that enabled it
+races with it by definition.
+
+Unbounded delays. Without races a step of low priority could wait for ever (the pending
+steps of threads that keep running are re-drawn at every step, and some always beat it);
+the races above bound that in practice, and so does the end of the workers' budget.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from .decision import Decision, Strategy
+
+__all__ = ["POSStrategy", "label_object"]
+
+
+def label_object(label: str) -> str:
+    """The subsystem a schedule point's label names: its first ``:``/``.`` component."""
+    cut = len(label)
+    for sep in (":", "."):
+        i = label.find(sep)
+        if 0 <= i < cut:
+            cut = i
+    return label[:cut]
+
+
+class POSStrategy(Strategy):
+    """Partial order sampling over pending steps, races read from labels (module doc).
+
+    Invariant: ``_priority[t]`` is the priority of ``t``'s pending step; it was drawn
+    after ``t``'s last step or after the last step that raced with the pending one,
+    whichever came last (for a thread that has not run yet: when it was first seen).
+    """
+
+    name = "pos"
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self._priority: dict[str, float] = {}
+        self._last_index = -1
+        self._ran_from: dict[str, str] = {}  # the label each thread last ran from
+        self._yields = 0                     # voluntary yields so far
+
+    def choose(self, d: Decision) -> str:
+        if d.index != self._last_index:       # first question for this step
+            self._last_index = d.index
+            self._account(d)
+        best, top = None, float("-inf")
+        priority = self._priority
+        for name in d.candidates:
+            p = priority.get(name)
+            if p is None:
+                p = priority[name] = self._rng.random()
+            if p > top:
+                best, top = name, p
+        assert best is not None, "a decision has at least one candidate"
+        self._ran_from[best] = d.label_of(best) or ""
+        return best
+
+    def _account(self, d: Decision) -> None:
+        """Fresh priorities for the step that ran's successor and the steps it raced."""
+        rng, priority = self._rng, self._priority
+        prev = d.prev
+        ran = self._ran_from.get(prev, "") if prev is not None else ""
+        if prev is not None:
+            if d.prev_yielded:               # behind every thread, in yield order
+                self._yields += 1
+                priority[prev] = -float(self._yields)
+            else:
+                priority[prev] = rng.random()
+        if not ran:
+            return
+        obj = label_object(ran)
+        for name in d.candidates:
+            if name != prev and label_object(d.label_of(name) or "") == obj:
+                priority[name] = rng.random()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed}
