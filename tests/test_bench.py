@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from rcu_pgdat.rcu import Memb
 from stress import bench, cli
 from stress import run as stress_run
-from stress.bench import _common, _plot, detection, latency, overhead, read_side, scale, seeds
+from stress.bench import _common, _plot, catch_time, latency, overhead, read_side, scale, seeds
 from stress.bench import throughput
 from stress.bench.targets import (NO_WAIT_FLAVOR, no_wait_program, rcu_program, srcu_program,
                                   wrong_flavor_program)
@@ -122,21 +122,21 @@ def test_plot_without_matplotlib_fails_before_measuring(
     def must_not_run(spec: str) -> Any:
         raise AssertionError("measured before the usage error")
     monkeypatch.setattr(bench, "_section_function", must_not_run)
-    assert bench.main(["--only", "read-side,detection", "--plot", "out.png"]) == 2
+    assert bench.main(["--only", "read-side,catch-time", "--plot", "out.png"]) == 2
     assert "--plot needs matplotlib" in capsys.readouterr().err
 
 
-def test_plot_draws_latency_and_detection_panels(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plot_draws_latency_and_catch_time_panels(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = mock.MagicMock()
     fake.subplots.return_value = (mock.MagicMock(), [[mock.MagicMock(), mock.MagicMock()]])
     monkeypatch.setattr(_plot, "require_matplotlib", lambda: fake)
     doc = {"env": {"date": "d", "python": "3", "cpu": "c"}, "sections": {
         "gp-latency": {"status": "ok", "data": {"cells": [
             {"nodes": 4, "readers": 1, "latencies": {"rcu:qsbr": [0.001, 0.002]}}]}},
-        "detection": {"status": "ok", "data": {"budget": 1.0, "targets": {"t": {"modes": {
+        "catch-time": {"status": "ok", "data": {"budget": 1.0, "targets": {"t": {"modes": {
             "pct": [{"caught": True, "seconds": 0.1, "runs": 3},
                     {"caught": False, "seconds": 1.0, "runs": 9}]}}}}}}}
-    assert _plot.plot(doc, "x.png") == ["gp-latency", "detection"]
+    assert _plot.plot(doc, "x.png") == ["gp-latency", "catch-time"]
     fake.subplots.return_value[0].savefig.assert_called_once_with("x.png", dpi=110)
     with pytest.raises(_plot.PlotUnavailableError, match="neither was run"):
         _plot.plot({"env": doc["env"], "sections": {}}, "x.png")
@@ -158,7 +158,7 @@ def test_controlled_section_says_not_available_without_the_scheduler(
     sec = overhead.controlled_section(_common.Options(quick=True))
     assert sec.status == "not available" and not sec.rows
     assert "run_program" in sec.notes[0]
-    assert not detection.Target("p", make_program=no_wait_program).can_run("naive")
+    assert not catch_time.Target("p", make_program=no_wait_program).can_run("naive")
 
 
 # -- side by side, and the statistics -------------------------------------------------------
@@ -215,7 +215,7 @@ def test_section_renders_a_markdown_table() -> None:
     assert sec.as_dict()["rows"] == [["x", 1.5], ["y", None]]
 
 
-# -- detection: the broken programs are caught, their correct twins are not --------------
+# -- catch time: the broken programs are caught, their correct twins are not -------------
 
 
 def _uaf(kind: str, subject: str) -> bool:
@@ -228,10 +228,10 @@ def _uaf(kind: str, subject: str) -> bool:
 ])
 def test_the_broken_program_is_caught_and_its_correct_twin_never(
         broken: Any, correct: Any) -> None:
-    bad = detection.catch_once(detection.Target("bad", make_program=broken, expect=_uaf),
+    bad = catch_time.catch_once(catch_time.Target("bad", make_program=broken, expect=_uaf),
                                "pct", seed=1, budget=8.0)
     assert bad is not None and bad.caught and bad.detail.startswith("use-after-free in node")
-    good = detection.catch_once(detection.Target("good", make_program=correct), "pct",
+    good = catch_time.catch_once(catch_time.Target("good", make_program=correct), "pct",
                                 seed=1, budget=0.3)
     assert good is not None and not good.caught and good.runs >= 1
 
@@ -243,11 +243,11 @@ def test_a_failure_that_is_not_the_bug_does_not_count_as_caught() -> None:
         def body() -> None:
             sched.wait_until(lambda: False, "never")
         return {"t": body}
-    target = detection.Target("dl", make_program=deadlocks, expect=_uaf)
-    trial = detection.catch_once(target, "random", seed=1, budget=0.2)
+    target = catch_time.Target("dl", make_program=deadlocks, expect=_uaf)
+    trial = catch_time.catch_once(target, "random", seed=1, budget=0.2)
     assert trial is not None and not trial.caught
     assert trial.detail == "not caught (last run: another failure: deadlock)"
-    anything = detection.catch_once(detection.Target("dl", make_program=deadlocks), "random",
+    anything = catch_time.catch_once(catch_time.Target("dl", make_program=deadlocks), "random",
                                     seed=1, budget=0.2)
     assert anything is not None and anything.caught and anything.detail == "deadlock"
 
@@ -255,12 +255,12 @@ def test_a_failure_that_is_not_the_bug_does_not_count_as_caught() -> None:
 def test_model_targets_run_in_the_modes_stress_run_has_and_are_caught(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(stress_run, "SCHED_MODES", ("stress", "naive"))
-    posted = detection.Target("posted", run_config={"remover": "posted"})
+    posted = catch_time.Target("posted", run_config={"remover": "posted"})
     assert not posted.can_run("pct") and posted.can_run("stress")
-    assert detection.catch_once(posted, "pct", 1, 1.0) is None
-    trial = detection.catch_once(posted, "stress", 1, 10.0)
+    assert catch_time.catch_once(posted, "pct", 1, 1.0) is None
+    trial = catch_time.catch_once(posted, "stress", 1, 10.0)
     assert trial is not None and trial.caught and trial.runs == 1
-    clean = detection.catch_once(detection.Target("corrected", run_config={}), "naive", 1, 0.2)
+    clean = catch_time.catch_once(catch_time.Target("corrected", run_config={}), "naive", 1, 0.2)
     assert clean is not None and not clean.caught
     assert clean.detail == "not caught (last run: clean)"
 
@@ -274,8 +274,8 @@ def test_model_exploration_is_one_run_sized_on_the_clean_twin(
         calls.append(cfg)
         return mock.Mock(violations=[])
     monkeypatch.setattr(stress_run, "run", run)
-    target = detection.Target("t", run_config={"flavor": "mod:Broken", "nodes": 2})
-    trial = detection.catch_once(target, "dfs", seed=1, budget=1.0)
+    target = catch_time.Target("t", run_config={"flavor": "mod:Broken", "nodes": 2})
+    trial = catch_time.catch_once(target, "dfs", seed=1, budget=1.0)
     assert trial is not None and not trial.caught and trial.runs == 1
     calibration, explore = calls
     assert (calibration.sched, calibration.flavor, calibration.nodes) == ("random", "qsbr", 2)
@@ -291,10 +291,10 @@ def test_detection_section_shape_with_a_custom_catalogue(
             raise AssertionError("bug")
         return {"t": body}
     # A flavor that never waits is caught at its first grace period, even by naive threads.
-    targets = [detection.Target("fails", make_program=always_fails, note="raises"),
-               detection.Target("posted", run_config={"flavor": NO_WAIT_FLAVOR})]
-    sec = detection.section(_common.Options(quick=True), targets, trials=1, budget=10.0)
-    assert sec.columns == ["target", *detection.MODES, "pct x naive", "stress x naive"]
+    targets = [catch_time.Target("fails", make_program=always_fails, note="raises"),
+               catch_time.Target("posted", run_config={"flavor": NO_WAIT_FLAVOR})]
+    sec = catch_time.section(_common.Options(quick=True), targets, trials=1, budget=10.0)
+    assert sec.columns == ["target", *catch_time.MODES, "pct x naive", "stress x naive"]
     rows = {r[0]: r for r in sec.rows}
     assert set(rows) == {"fails", "posted"}
     assert all(str(cell).endswith(" s (1)") for cell in rows["fails"][1:6])  # run 1 fails
@@ -316,17 +316,17 @@ def test_a_mode_that_raises_shows_error_and_the_others_still_run(
             raise NotImplementedError("controlled model runs are not built")
         return real_run(cfg, **kw)
     monkeypatch.setattr(stress_run, "run", run)
-    got = detection.time_to_catch([detection.Target("posted", run_config={"remover": "posted"})],
+    got = catch_time.time_to_catch([catch_time.Target("posted", run_config={"remover": "posted"})],
                                   ("pct", "stress"), trials=1, budget=5.0)
     [pct] = got["posted"]["pct"]
     assert pct.error and not pct.caught and pct.detail.startswith("NotImplementedError")
     assert got["posted"]["stress"][0].caught
-    assert detection._cell([pct], 5.0) == "error"
+    assert catch_time._cell([pct], 5.0) == "error"
 
 
 def test_the_mutant_catalogue_plugs_in_as_model_targets() -> None:
     from rcu_pgdat.mutants import MUTANTS, catalogue_config
-    targets = detection.model_targets()
+    targets = catch_time.model_targets()
     assert [t.name for t in targets] == [f"mutant:{name}" for name in MUTANTS]
     for target, mutant in zip(targets, MUTANTS.values(), strict=True):
         assert target.run_config == catalogue_config(mutant) and target.how() == "model run"
@@ -335,8 +335,8 @@ def test_the_mutant_catalogue_plugs_in_as_model_targets() -> None:
 
 
 def test_dfs_mode_explores_until_the_race_shows() -> None:
-    race = detection.race_targets()[0]
-    trial = detection.catch_once(race, "dfs", seed=1, budget=5.0)
+    race = catch_time.race_targets()[0]
+    trial = catch_time.catch_once(race, "dfs", seed=1, budget=5.0)
     assert trial is not None and trial.caught and trial.runs >= 1
     assert trial.detail.startswith("failed AssertionError")
 

@@ -3,8 +3,10 @@
 Performance has two faces here. The RFC chose RCU because it costs readers the least:
 the *read-side*, *throughput*, *gp-latency* and *callbacks* sections measure the
 protection schemes. A verifier is only as good as how fast it finds bugs: the
-*oracles*, *controlled*, *detection*, *seeds*, *scale* and *intercept* (explicit points
-vs interception vs instrumentation) sections measure the harness.
+*oracles*, *controlled*, *model-speed* (controlled mode on the whole model),
+*detection* (seeds to catch every mutant, per strategy), *catch-time*, *seeds*, *scale*
+and *intercept* (explicit points vs interception vs instrumentation) sections measure
+the harness.
 
 One tool: each section is a module of this package (``SECTIONS`` says which).
 
@@ -17,7 +19,8 @@ Usage::
 
     rcu-pgdat-stress bench [--quick] [--only SECTION[,SECTION...]] [--json FILE|-]
                            [--plot FILE.png] [--seed N] [--sched naive|stress]
-                           [--mutants] [--also PYTHON]... [--list]
+                           [--mutants] [--plugins MODULE:ATTR[,...]] [--also PYTHON]...
+                           [--list]
 
 ``--also PYTHON`` runs every chosen section under that interpreter too (a subprocess,
 this checkout on its path) and prints each table with the interpreters side by side,
@@ -26,7 +29,7 @@ e.g. ``--also /opt/cpython-ft/bin/python3.13t`` for a free-threaded build (``_in
 Output: Markdown tables on stdout (stderr when ``--json -``), headed by the date, the
 Python version, the CPU model and the command; ``--json`` writes the same figures with
 the raw samples (format ``rcu-pgdat-bench``, version 1); ``--plot`` draws the latency and
-detection-time distributions (needs matplotlib; imported only then).
+catch-time distributions (needs matplotlib; imported only then).
 
 Library use: ``main(argv) -> exit code``; :func:`run_sections` returns the document.
 """
@@ -68,8 +71,12 @@ SECTIONS: dict[str, tuple[str, str]] = {
                 "overhead:oracle_section"),
     "controlled": ("controlled scheduling (steps/s) vs free-running threads",
                    "overhead:controlled_section"),
-    "detection": ("time to catch each known bug: pct, random, dfs, stress vs naive threads",
+    "model-speed": ("controlled mode on the full model: steps/s per strategy, and the "
+                    "slowdown against free-running threads", "model_speed:section"),
+    "detection": ("seeds to catch every mutant, per strategy, in the default configuration",
                   "detection:section"),
+    "catch-time": ("time to catch each known bug: pct, random, dfs, stress vs naive threads",
+                   "catch_time:section"),
     "seeds": ("seeds to find each narrow race per mode (the scheduler's own sweep)",
               "seeds:section"),
     "scale": ("remover ops/s at 16, 64 and 256 threads; peak RSS at 1x and 10x a soak",
@@ -91,6 +98,14 @@ def _section_function(spec: str) -> Callable[[Options], Section]:
 _MISSING = (ImportError,)
 
 
+def _plugin_list(text: str) -> tuple[str, ...]:
+    specs = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [s for s in specs if ":" not in s]
+    if not specs or bad:
+        raise argparse.ArgumentTypeError(f"expected MODULE:ATTR[,MODULE:ATTR...], got {text!r}")
+    return specs
+
+
 def _parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true",
@@ -99,14 +114,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="run only these sections (repeatable; see --list)")
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON ('-': stdout)")
     p.add_argument("--plot", metavar="FILE.png",
-                   help="draw latency and detection-time distributions (needs matplotlib)")
+                   help="draw latency and catch-time distributions (needs matplotlib)")
     p.add_argument("--seed", type=int, default=1, help="seed of every run (default 1)")
     p.add_argument("--sched", choices=("naive", "stress"), default="naive",
                    help="scheduling of the throughput and latency runs (default naive: the "
                         "schemes' own cost, no stress yields)")
     p.add_argument("--mutants", action="store_true",
-                   help="add the mutant catalogue (rcu_pgdat.mutants) to the detection "
+                   help="add the mutant catalogue (rcu_pgdat.mutants) to the catch-time "
                         "section (long: every mutant in every mode)")
+    p.add_argument("--plugins", type=_plugin_list, default=(), metavar="MODULE:ATTR[,...]",
+                   help="RCU plug-ins (--flavor values) the detection section runs beside "
+                        "the mutant catalogue: every strategy, seeds 1..N, any violation "
+                        "counts")
     p.add_argument("--also", action="append", default=[], metavar="PYTHON",
                    help="run the sections under this interpreter too and show the tables "
                         "side by side (repeatable)")
@@ -201,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, exc)
     out = sys.stderr if args.json == "-" else sys.stdout
     opts = Options(quick=args.quick, seed=args.seed, sched=args.sched, mutants=args.mutants,
-                   log=lambda line: print(line, file=sys.stderr, flush=True), also=also)
+                   plugins=args.plugins, log=lambda line: print(line, file=sys.stderr, flush=True), also=also)
     command = " ".join(["rcu-pgdat-stress bench", *args_list])
     doc = run_sections(names, opts, command)
     print(render(doc), file=out, flush=True)

@@ -40,6 +40,8 @@ class Options:
     sched: str = "naive"
     #: Include the model's mutant catalogue in the detection section.
     mutants: bool = False
+    #: RCU plug-ins (``MODULE:ATTR``) the detection section runs beside the catalogue.
+    plugins: tuple[str, ...] = ()
     #: Progress lines (stderr); ``None``: silent.
     log: Callable[[str], None] | None = None
     #: Other interpreters to run every section under too, side by side (``_interp``).

@@ -63,6 +63,8 @@ def run_child(python: str, name: str, opts: Options) -> tuple[str, dict[str, Any
         argv.append("--quick")
     if opts.mutants:
         argv.append("--mutants")
+    if opts.plugins:
+        argv += ["--plugins", ",".join(opts.plugins)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))

@@ -1,4 +1,4 @@
-"""``--plot FILE.png``: the latency and detection-time distributions (matplotlib, optional).
+"""``--plot FILE.png``: the latency and catch-time distributions (matplotlib, optional).
 
 matplotlib is an optional extra: it is imported only here, only when a plot is asked
 for, and its absence is a clear usage error (:class:`PlotUnavailableError`), not a traceback.
@@ -12,7 +12,7 @@ from typing import Any
 __all__ = ["PLOTTED", "PlotUnavailableError", "require_matplotlib", "plot"]
 
 #: The sections drawn, one panel each, when they were run.
-PLOTTED = ("gp-latency", "detection")
+PLOTTED = ("gp-latency", "catch-time")
 
 
 class PlotUnavailableError(Exception):
@@ -39,7 +39,7 @@ def plot(doc: dict[str, Any], path: str) -> list[str]:
     panels = [name for name in PLOTTED
               if sections.get(name, {}).get("status") == "ok"]
     if not panels:
-        raise PlotUnavailableError("--plot draws the gp-latency and detection sections; "
+        raise PlotUnavailableError("--plot draws the gp-latency and catch-time sections; "
                               "neither was run (see --only)")
     fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), squeeze=False)
     for ax, name in zip(axes[0], panels, strict=True):
