@@ -48,11 +48,13 @@ deadlocks, hangs or never ends::
 Command-line options (``--rcu-seeds`` and ``--rcu-steps`` also decide what a reproduce
 line runs; the command line overrides every default and every marker):
 
-``--rcu-sched stress|random|pct`` (default ``random``)
-    ``random`` and ``pct`` are *controlled*: exactly one model thread runs between two
-    schedule points, the seed decides which, so a seed is an exact replay. ``pct`` is
-    probabilistic concurrency testing (depth 3; the run length is measured once per
-    ``run()`` call). ``stress`` runs the threads free with seeded random yields at the
+``--rcu-sched stress|portfolio|random|pct|pos`` (default ``portfolio``)
+    The controlled modes run exactly one model thread between two schedule points, the
+    seed decides which, so a seed is an exact replay. ``portfolio`` (the default) runs,
+    for seed ``i``, one strategy of a fixed rotation (random, PCT at three depths, POS),
+    so a sweep of seeds does not bet on one; ``pct`` is probabilistic concurrency
+    testing (depth 3; the run length is measured once per ``run()`` call), ``pos``
+    partial order sampling (``rcu_pgdat.sched``). ``stress`` runs the threads free with seeded random yields at the
     points and a tiny switch interval: real parallelism, but the OS decides too, so
     its reproduce line only re-runs the same seed.
 ``--rcu-seeds A-B`` (default ``0-9``; ``N`` means ``N-N``)
@@ -197,7 +199,7 @@ __all__ = [
 #: The ``--rcu-sched`` values: free-running stress, and the seeded controlled modes.
 MODES = seeded_modes(free=(STRESS,))
 #: The default ``--rcu-sched``.
-DEFAULT_MODE = "random"
+DEFAULT_MODE = sched.SWEEP_DEFAULT
 #: Seeds run when neither ``--rcu-seeds`` nor a marker says otherwise (``0-9``).
 DEFAULT_SEEDS = range(10)
 #: The default ``--rcu-steps``.
@@ -610,8 +612,9 @@ class RCUHarness:
                 parts.append(why)
         else:
             parts.append("(stress mode: the threads ran free, so there is no schedule to "
-                         "show and a re-run may interleave differently; --rcu-sched random "
-                         "or pct runs one thread at a time and replays a seed exactly)")
+                         "show and a re-run may interleave differently; a controlled --rcu-sched "
+                         f"({sched.SWEEP_DEFAULT}, random, ...) runs one thread at a time "
+                         "and replays a seed exactly)")
         parts.append(f"reproduce: {self.reproduce_prefix} --rcu-sched {self.mode} "
                      f"--rcu-seeds {seed}-{seed} --rcu-steps {self.steps}"
                      + ("" if self.intercept else " --rcu-no-intercept")

@@ -48,8 +48,8 @@ flags); 125 git or the harness failed (the message says how); 130 interrupted, a
 # git bisect trusts every answer it gets, so every answer must be a function of the
 # checked-out code alone and must never be out of the range git accepts:
 #
-# 1. Same code, same verdict. The flags must name a controlled run (--sched random,
-#    pct or dfs): its schedule is a function of the seed and the code, never of the
+# 1. Same code, same verdict. The flags must name a controlled run (--seeds, which
+#    sweeps the portfolio, or a controlled --sched): its schedule is a function of the seed and the code, never of the
 #    wall clock or PYTHONHASHSEED. A free-running run is refused: it can pass at a bad
 #    commit and fail at a good one, and git would believe both.
 #
@@ -352,7 +352,7 @@ def _check_flags(flags: list[str]) -> None:
 
     if not flags:
         raise _RefusedError("give the stress flags after '--', for example -- --flavor "
-                            "myrcu:MyRCU --sched random --seeds 1-20 --steps 20000")
+                            "myrcu:MyRCU --seeds 1-20 --steps 20000")
     try:
         args = build_parser().parse_args(flags)
         cfg = config_from_args(args)
@@ -365,8 +365,8 @@ def _check_flags(flags: list[str]) -> None:
                             "--list-scenarios and --list-mutants (the helper writes the "
                             "trace itself)")
     if not is_controlled(cfg.sched):
-        raise _RefusedError("stress flags: give a controlled --sched (random, pct or dfs): "
-                            "a free-running run does not give the same verdict twice")
+        raise _RefusedError("stress flags: give --seeds (a portfolio sweep) or a controlled "
+                            "--sched: a free-running run does not give the same verdict twice")
 
 
 def _plan(opts: argparse.Namespace, flags: list[str]) -> _Plan:
@@ -564,7 +564,8 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROG, usage=f"{PROG} --good REV --bad REV [--repo DIR] [--trace-out FILE] "
         f"-- FLAGS\n       {PROG} --step [--repo DIR] -- FLAGS",
         description="Find the first commit at which the stress FLAGS (a controlled run: "
-        "--sched random|pct|dfs) fail, with git bisect; see docs/bisect.md.")
+        "--seeds A-B, the portfolio by default, or a controlled --sched) fail, with git "
+        "bisect; see docs/bisect.md.")
     p.add_argument("--good", metavar="REV", help="a revision that passes")
     p.add_argument("--bad", metavar="REV", help="a later revision that fails")
     p.add_argument("--repo", metavar="DIR", default=".",

@@ -27,7 +27,7 @@ from typing import Any, Sequence, TextIO
 from rcu_pgdat.errors import TraceError, UsageError
 from rcu_pgdat.harness import MODES, is_controlled, parse_seeds
 from rcu_pgdat.harness.modes import describe as describe_modes
-from rcu_pgdat.sched import STRATEGIES
+from rcu_pgdat.sched import STRATEGIES, SWEEP_DEFAULT, make_strategy
 from rcu_pgdat.sched.strategies import Param
 
 from .build import StressResult
@@ -145,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
         ctl.add_argument(param.flag, type=_count if param.minimum == 0 else _positive_int,
                          help=param.help + _default(param.name))
     ctl.add_argument("--seeds", type=_seed_range, metavar="A-B",
-                     help="run every seed from A to B and report how many failed")
+                     help="run every seed from A to B and report how many failed (without "
+                          f"--sched: --sched {SWEEP_DEFAULT})")
     ctl.add_argument("--intercept", action=argparse.BooleanOptionalAction, default=None,
                      help="plain threading, queue and time act through the scheduler "
                           f"(default: {'on' if DEFAULTS['intercept'] else 'off'})")
@@ -212,6 +213,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         given = getattr(args, f.name, None)
         if given is not None and f.name != "scenario":
             values[f.name] = tuple(given) if f.name == "inject" else given
+    if args.seeds and args.sched is None and not is_controlled(
+            values.get("sched", DEFAULTS["sched"])):
+        values["sched"] = SWEEP_DEFAULT          # a sweep of seeds runs the portfolio
     cfg = RunConfig(**values, scenario=name)
     try:
         cfg.validate()
@@ -362,7 +366,8 @@ def _sweep(cfg: RunConfig, seeds: range, args: argparse.Namespace, out: TextIO) 
         if not args.quiet:
             bad = "!!! " if result.violations else ""
             kinds = ",".join(sorted({v.kind.value for v in result.violations})) or "clean"
-            print(f"{bad}seed {seed}: {kinds} ({result.schedule.steps} steps)",
+            ran = make_strategy(cfg.sched, seed, **cfg.strategy_options()).summary()
+            print(f"{bad}seed {seed}: {ran}: {kinds} ({result.schedule.steps} steps)",
                   file=sys.stderr, flush=True)
     report = sweep_seeds(cfg, seeds, note)
     if report.first is None:

@@ -1,8 +1,9 @@
 """``rcu-pgdat-stress mutants``: run the mutant catalogue and print the catch table.
 
 For every mutant (``rcu_pgdat.mutants``) and every mode asked for, runs seeds 1, 2, ...
-until a run reports a violation, up to a budget: controlled modes (``random``, ``pct``)
-count the seeds it took, free-running ``stress`` counts the seconds. A mutant is
+until a run reports a violation, up to a budget: controlled modes (the portfolio by
+default, ``random``, ``pct``, ``pos``) count the seeds it took, free-running ``stress``
+counts the seconds. A mutant is
 *caught* in a mode when the first violation is one of the kinds it must cause; a
 violation of another kind is a *wrong catch* and counts as a survival, because it means
 the harness found something else. A surviving mutant is a harness bug: fix the harness,
@@ -21,6 +22,7 @@ from typing import Any, Sequence
 
 from rcu_pgdat.harness import is_controlled, seeded_modes
 from rcu_pgdat.mutants import MUTANTS, Mutant, catalogue_config
+from rcu_pgdat.sched import SWEEP_DEFAULT
 
 from .run import RunConfig, run
 
@@ -92,8 +94,9 @@ def _table(mutants: list[Mutant], modes: list[str], rows: dict[tuple[str, str], 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the catalogue; see the module docstring."""
     p = argparse.ArgumentParser(prog="rcu-pgdat-stress mutants", description=__doc__)
-    p.add_argument("--modes", default="random,pct",
-                   help=f"comma-separated modes among {', '.join(MODES)} (default random,pct)")
+    p.add_argument("--modes", default=SWEEP_DEFAULT,
+                   help=f"comma-separated modes among {', '.join(MODES)} "
+                        f"(default {SWEEP_DEFAULT})")
     p.add_argument("--seeds", type=int, default=20, help="seed budget per mode (default 20)")
     p.add_argument("--seconds", type=float, default=3.0,
                    help="length of one free-running (stress, naive) run (default 3)")
