@@ -54,9 +54,10 @@ line runs; the command line overrides every default and every marker):
     for seed ``i``, one strategy of a fixed rotation (random, PCT at three depths, POS),
     so a sweep of seeds does not bet on one; ``pct`` is probabilistic concurrency
     testing (depth 3; the run length is measured once per ``run()`` call), ``pos``
-    partial order sampling (``rcu_pgdat.sched``). ``stress`` runs the threads free with seeded random yields at the
-    points and a tiny switch interval: real parallelism, but the OS decides too, so
-    its reproduce line only re-runs the same seed.
+    partial order sampling (``rcu_pgdat.sched``). ``stress`` runs the threads free
+    with seeded random yields at the points and a tiny switch interval: real
+    parallelism, but the OS decides too, so its reproduce line only re-runs the same
+    seed.
 ``--rcu-seeds A-B`` (default ``0-9``; ``N`` means ``N-N``)
     The seeds, inclusive; ``run()`` runs them in order and stops at the first failure.
 ``--rcu-no-intercept``

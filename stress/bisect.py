@@ -49,9 +49,10 @@ flags); 125 git or the harness failed (the message says how); 130 interrupted, a
 # checked-out code alone and must never be out of the range git accepts:
 #
 # 1. Same code, same verdict. The flags must name a controlled run (--seeds, which
-#    sweeps the portfolio, or a controlled --sched): its schedule is a function of the seed and the code, never of the
-#    wall clock or PYTHONHASHSEED. A free-running run is refused: it can pass at a bad
-#    commit and fail at a good one, and git would believe both.
+#    sweeps the portfolio, or a controlled --sched): its schedule is a function of the
+#    seed and the code, never of the wall clock or PYTHONHASHSEED. A free-running run
+#    is refused: it can pass at a bad commit and fail at a good one, and git would
+#    believe both.
 #
 # 2. The code judged is the code checked out. Each run is a fresh interpreter
 #    (``sys.executable -m stress``) with the work tree first on PYTHONPATH, and with an

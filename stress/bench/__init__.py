@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, exc)
     out = sys.stderr if args.json == "-" else sys.stdout
     opts = Options(quick=args.quick, seed=args.seed, sched=args.sched, mutants=args.mutants,
-                   plugins=args.plugins, log=lambda line: print(line, file=sys.stderr, flush=True), also=also)
+                   plugins=args.plugins,
+                   log=lambda line: print(line, file=sys.stderr, flush=True), also=also)
     command = " ".join(["rcu-pgdat-stress bench", *args_list])
     doc = run_sections(names, opts, command)
     print(render(doc), file=out, flush=True)

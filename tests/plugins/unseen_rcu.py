@@ -28,32 +28,41 @@ PHASE = 1 << 20
 NEST = PHASE - 1
 
 
-class _Counter:
-    __slots__ = ("ctr",)
+class _Reader:
+    __slots__ = ("ctr", "seq", "depth")
 
     def __init__(self) -> None:
-        self.ctr = 0        # nesting in the low bits, phase above; written by its owner
+        self.ctr = 0        # phase RCU: nesting in the low bits, phase above
+        self.seq = 0        # ticket RCU: odd while inside a section
+        self.depth = 0      # ticket RCU: nesting; all three written by the owner only
 
 
-class PhaseRCU:
+class _Readers:
+    """Per-thread reader records, registered on first use (copy-on-write list)."""
+
+    def __init__(self, name: str) -> None:
+        self._tls = threading.local()
+        self._readers: list[_Reader] = []
+        self._registry = sched.Mutex(f"{name}.registry")
+
+    def _me(self) -> _Reader:
+        rec = getattr(self._tls, "rec", None)
+        if rec is None:
+            rec = self._tls.rec = _Reader()
+            with self._registry:
+                self._readers = self._readers + [rec]
+        return rec
+
+
+class PhaseRCU(_Readers):
     """Correct phase-bit RCU (two flips per grace period)."""
 
     name = "phase"
 
     def __init__(self) -> None:
-        self._tls = threading.local()
-        self._readers: list[_Counter] = []
-        self._registry = sched.Mutex("phase.registry")
+        super().__init__("phase")
         self._gp_lock = sched.Mutex("phase.gp")
         self._gp = 1
-
-    def _me(self) -> _Counter:
-        rec = getattr(self._tls, "rec", None)
-        if rec is None:
-            rec = self._tls.rec = _Counter()
-            with self._registry:
-                self._readers = self._readers + [rec]
-        return rec
 
     def read_lock(self) -> None:
         rec = self._me()
@@ -76,7 +85,7 @@ class PhaseRCU:
             self._flip_and_wait(readers)
             self._flip_and_wait(readers)
 
-    def _flip_and_wait(self, readers: list[_Counter]) -> None:
+    def _flip_and_wait(self, readers: list[_Reader]) -> None:
         sched.point("phase:flip")
         gp = self._gp ^ PHASE
         self._gp = gp
@@ -103,44 +112,25 @@ class ForgetfulUnlockRCU(PhaseRCU):
         rec.ctr = 0
 
 
-class _Ticket:
-    __slots__ = ("seq",)
-
-    def __init__(self) -> None:
-        self.seq = 0        # odd while inside a section; written by its owner
-
-
-class TicketRCU:
+class TicketRCU(_Readers):
     """Correct: each ``synchronize`` waits for the sections open when it started."""
 
     name = "ticket"
 
     def __init__(self) -> None:
-        self._tls = threading.local()
-        self._readers: list[_Ticket] = []
-        self._registry = sched.Mutex("ticket.registry")
-        self._nest = threading.local()
-
-    def _me(self) -> _Ticket:
-        rec = getattr(self._tls, "rec", None)
-        if rec is None:
-            rec = self._tls.rec = _Ticket()
-            self._nest.depth = 0
-            with self._registry:
-                self._readers = self._readers + [rec]
-        return rec
+        super().__init__("ticket")
 
     def read_lock(self) -> None:
         rec = self._me()
-        if self._nest.depth == 0:
+        if rec.depth == 0:
             sched.point("ticket:lock")
             rec.seq += 1
-        self._nest.depth += 1
+        rec.depth += 1
 
     def read_unlock(self) -> None:
         rec = self._me()
-        self._nest.depth -= 1
-        if self._nest.depth == 0:
+        rec.depth -= 1
+        if rec.depth == 0:
             sched.point("ticket:unlock")
             rec.seq += 1
 
