@@ -542,8 +542,10 @@ class RCUHarness:
         self._in_run = True
         try:
             results: list[sched.RunResult] = []
-            options = self._strategy_options(setup)
+            options: dict[str, Any] = {}
             for seed in self.seeds:
+                if not options:
+                    options = self._strategy_options(setup, seed)
                 result = self._one(setup, seed, options)
                 violation = settle(self._current("run()"), result, budget_hint=(
                     "A thread that loops must end when h.stopping() says so; a longer "
@@ -560,12 +562,14 @@ class RCUHarness:
         return Limits(max_steps=step_budget(self.steps), hang_timeout=self.hang_timeout,
                       intercept=self.intercept, instrument=self.instrument)
 
-    def _strategy_options(self, setup: Setup) -> dict[str, Any]:
-        """The strategy's options: the run length, for a strategy that spreads something
-        over it (PCT's change points), measured by one run under ``RandomStrategy(0)``
-        (deterministic, so a seed still gives the same run)."""
+    def _strategy_options(self, setup: Setup, seed: int) -> dict[str, Any]:
+        """The strategy's options: the run length, for a seed whose strategy spreads
+        something over it (PCT's change points), measured by one run under
+        ``RandomStrategy(0)`` (deterministic, so a seed still gives the same run); empty
+        while the seeds run need none, so that a program that fails at once is not run an
+        extra time first."""
         spec = sched.STRATEGIES.get(self.mode)
-        if spec is None or not spec.needs_steps:
+        if spec is None or not spec.needs_steps_for(seed):
             return {}
         session = self._session(setup, 0)
         with session.active():

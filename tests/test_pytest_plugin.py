@@ -496,7 +496,7 @@ def test_sweep_broken(rcu_harness):
 
 def test_sweep_items_carry_their_seed_and_xdist_spreads_them(user: pytest.Pytester) -> None:
     user.makepyfile(test_sweep=SWEEP_TESTS)
-    expect_failing = failing_seeds(BROKEN, "random", range(12), 400)
+    expect_failing = failing_seeds(BROKEN, sched.SWEEP_DEFAULT, range(12), 400)
     assert 0 < len(expect_failing) < 12
     result = user.runpytest_subprocess(*PLUGIN, "-n", "2", "-v", "--rcu-steps", "400")
     result.assert_outcomes(passed=6 + 12 - len(expect_failing), failed=len(expect_failing))
@@ -509,8 +509,8 @@ def test_sweep_items_carry_their_seed_and_xdist_spreads_them(user: pytest.Pytest
     assert failed == expect_failing                 # same seed, same run, any worker
     seed = expect_failing[0]
     assert (f"reproduce: pytest -p no:rcu_pgdat -p rcu_pgdat.pytest_plugin "
-            f"'test_sweep.py::test_sweep_broken[rcu-seed-{seed}]' --rcu-sched random "
-            f"--rcu-seeds {seed}-{seed} --rcu-steps 400") in out
+            f"'test_sweep.py::test_sweep_broken[rcu-seed-{seed}]' "
+            f"--rcu-sched {sched.SWEEP_DEFAULT} --rcu-seeds {seed}-{seed} --rcu-steps 400") in out
 
 
 def test_command_line_seeds_override_the_marker(user: pytest.Pytester) -> None:

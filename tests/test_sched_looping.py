@@ -174,9 +174,9 @@ def test_pos_finds_the_race_inside_iterations() -> None:
 
 def test_portfolio_runs_its_rotation_by_seed_and_records_what_ran() -> None:
     make = looping_lost_update()
-    for seed in range(1, len(ROTATION) + 2):
+    for seed in range(len(ROTATION) + 1):
         portfolio = PortfolioStrategy(seed, steps=500)
-        alone = ROTATION[(seed - 1) % len(ROTATION)](seed, 500)
+        alone = ROTATION[seed % len(ROTATION)].build(seed, 500)
         assert portfolio.summary() == alone.summary()
         assert portfolio.describe()["ran"] == alone.describe()
         a = sched.run_program(make, portfolio)
@@ -186,7 +186,16 @@ def test_portfolio_runs_its_rotation_by_seed_and_records_what_ran() -> None:
         assert a.trace.strategy["ran"] == b.trace.strategy
 
 
+def test_only_the_portfolios_pct_seeds_need_the_run_length() -> None:
+    spec = sched.STRATEGIES["portfolio"]
+    for seed in range(12):
+        built = PortfolioStrategy(seed, steps=300)
+        assert spec.needs_steps_for(seed) == built.summary().startswith("pct"), seed
+    assert all(sched.STRATEGIES["pct"].needs_steps_for(s) for s in range(3))
+    assert not any(sched.STRATEGIES["random"].needs_steps_for(s) for s in range(3))
+
+
 def test_a_sweep_says_what_each_seed_ran() -> None:
     swept = sched.sweep(looping_lost_update(), "portfolio", range(1, 5))
-    assert swept.ran == {s: rotation_entry(s)(s, 1).summary() for s in range(1, 5)}
+    assert swept.ran == {s: rotation_entry(s).build(s, 1).summary() for s in range(1, 5)}
     assert set(swept.ran.values()) >= {"random", "pct d=3", "pos"}

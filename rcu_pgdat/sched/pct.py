@@ -37,15 +37,16 @@ one round, and every round is a fresh chance. So this version keeps PCT per roun
 
 * **Change points per round.** The depth counts change points in a round of ``r`` steps,
   ``r`` being the *measured* period of the loop: the mean number of steps between two
-  yields of the same thread, over the run so far (before any thread has yielded twice, the
-  ``steps`` given, the expected run length: a program that never yields is classic PCT
-  over its whole run). Each preemptible step is a change point independently with
-  probability ``(d-1)/r``: ``d-1`` per round on average, and a given set of ``d-1`` steps
-  of a round all change points with probability about ``((d-1)/r)**(d-1) * e**-(d-1)``,
-  the per-round counterpart of PCT's ``1/k**(d-1)``, with a fresh chance every round.
-* **Only preemptible steps count** (the thread that ran could go on and another could
-  run instead), as in shuttle and Coyote: a change point on a yield, or with a single
-  candidate, would be no preemption at all.
+  yields of the same thread, over the run so far. Each preemptible step is a change
+  point independently with probability ``(d-1)/r``: ``d-1`` per round on average, and a
+  given set of ``d-1`` steps of a round all change points with probability about
+  ``((d-1)/r)**(d-1) * e**-(d-1)``, the per-round counterpart of PCT's ``1/k**(d-1)``,
+  with a fresh chance every round. Until a round has been measured (no thread has yielded
+  twice yet, and never in a program without yields) the change points are classic PCT's:
+  ``d-1`` steps drawn from ``1..steps``, ``steps`` being the expected run length.
+* **Only preemptible steps count** in a measured loop (the thread that ran could go on
+  and another could run instead), as in shuttle and Coyote: a change point on a yield,
+  or with a single candidate, would be no preemption at all.
 * A demoted thread goes to the back of the queue, behind every thread that has not yet
   yielded in this round: it misses one full round, the others running an iteration each,
   which is the delay a preempted reader needs for a grace period and a free to happen
@@ -94,6 +95,8 @@ class PCTStrategy(Strategy):
         self._periods = 0                   # yields that closed a round of their thread
         self._period_sum = 0                # ... and the steps those rounds took
         self.change_points: list[int] = []  # step indices where a change point fell
+        # Until a round is measured: classic PCT's d-1 points among steps 1..steps.
+        self._classic = set(self._rng.sample(range(1, steps + 1), min(depth - 1, steps)))
 
     @property
     def round_length(self) -> float:
@@ -125,6 +128,10 @@ class PCTStrategy(Strategy):
                 self._period_sum += d.index - last
             self._last_yield[prev] = d.index
             self._demote(prev)
+        elif not self._periods:                # no round measured: classic PCT
+            if d.index in self._classic:
+                self.change_points.append(d.index)
+                self._demote(prev)
         elif len(d.candidates) > 1 and prev in d.candidates:
             if self._rng.random() * self.round_length < self.depth - 1:
                 self.change_points.append(d.index)

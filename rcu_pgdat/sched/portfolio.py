@@ -6,8 +6,8 @@ running and preempts it rarely, at random points of each loop round, which a bug
 needs one long delay at one exact place prefers; POS delays steps whose races it cannot
 see, for as long as independent steps keep coming. Which one a user's bug needs is
 unknown in advance, so a sweep of seeds should not bet on one: seed ``i`` runs entry
-``(i - 1) mod len(ROTATION)`` of :data:`ROTATION`, a strategy with its parameters, seeded
-with ``i``. Sweeps start at seed 1, which runs the first entry.
+``i mod len(ROTATION)`` of :data:`ROTATION`, a strategy with its parameters, seeded
+with ``i``.
 
 Why this is sound for replay and traces: the choice is a function of the seed alone,
 and the chosen strategy is a pure function of its seed and decisions, so the same seed
@@ -15,7 +15,7 @@ gives the same run; the trace records what ran (``describe()["ran"]``) and sweep
 it (``seed 7: pct d=5``).
 
 Why this rotation: three families, each strongest on its own class of bugs (see the
-detection benchmark in the README): random every third seed (seeds 1, 4, 7, ...), PCT
+detection benchmark in the README): random every third seed (seeds 0, 3, 6, ...), PCT
 on three of six (depths 3, 2 and 5: two, one and four change points per measured loop
 round, from a single delay to a burst of them), POS on one of six. A bug that only one
 entry finds costs the portfolio at most ``len(ROTATION)`` times the seeds that entry
@@ -25,6 +25,7 @@ order are the same for every bug; nothing here is tuned to one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from .basic import RandomStrategy
@@ -32,7 +33,7 @@ from .decision import Decision, Strategy
 from .pct import PCTStrategy
 from .pos import POSStrategy
 
-__all__ = ["PortfolioStrategy", "ROTATION", "rotation_entry"]
+__all__ = ["PortfolioStrategy", "ROTATION", "Entry", "rotation_entry", "needs_steps"]
 
 Builder = Callable[[int, int], Strategy]
 
@@ -51,13 +52,27 @@ def _pct(depth: int) -> Builder:
     return build
 
 
-#: One entry per seed, in order: a strategy builder from (seed, expected run length).
-ROTATION: tuple[Builder, ...] = (_random, _pct(3), _pos, _random, _pct(2), _pct(5))
+@dataclass(frozen=True)
+class Entry:
+    """One entry of the rotation: how to build it, and whether it reads the run length."""
+
+    build: Builder
+    needs_steps: bool = False
 
 
-def rotation_entry(seed: int) -> Builder:
-    """The builder of the rotation entry seed ``seed`` runs."""
-    return ROTATION[(seed - 1) % len(ROTATION)]
+#: The rotation: seed ``i`` runs entry ``i mod len(ROTATION)``.
+ROTATION: tuple[Entry, ...] = (Entry(_random), Entry(_pct(3), True), Entry(_pos),
+                               Entry(_random), Entry(_pct(2), True), Entry(_pct(5), True))
+
+
+def rotation_entry(seed: int) -> Entry:
+    """The rotation entry seed ``seed`` runs."""
+    return ROTATION[seed % len(ROTATION)]
+
+
+def needs_steps(seed: int) -> bool:
+    """Whether the strategy of ``seed`` reads the expected run length (PCT does)."""
+    return rotation_entry(seed).needs_steps
 
 
 class PortfolioStrategy(Strategy):
@@ -68,7 +83,7 @@ class PortfolioStrategy(Strategy):
     def __init__(self, seed: int, steps: int = 1000) -> None:
         self.seed = seed
         self.steps = steps
-        self.inner = rotation_entry(seed)(seed, steps)
+        self.inner = rotation_entry(seed).build(seed, steps)
 
     def choose(self, d: Decision) -> str | None:
         return self.inner.choose(d)

@@ -34,6 +34,7 @@ from .decision import Decision, Strategy
 from .pct import PCTStrategy
 from .pos import POSStrategy
 from .portfolio import PortfolioStrategy
+from .portfolio import needs_steps as _portfolio_needs_steps
 
 __all__ = ["Decision", "Strategy", "RandomStrategy", "PCTStrategy", "POSStrategy",
            "PortfolioStrategy", "ReplayStrategy",
@@ -90,6 +91,15 @@ class StrategySpec:
     build: Callable[[int, Mapping[str, Any]], Strategy] | None = None
     label: Callable[[Mapping[str, Any]], str] | None = None
     needs_steps: bool = False
+    #: Which seeds' strategies read ``steps`` (default: all, when ``needs_steps``).
+    steps_for: Callable[[int], bool] | None = None
+
+    def needs_steps_for(self, seed: int) -> bool:
+        """Whether the strategy of ``seed`` reads ``steps`` (a caller measures it only
+        then: the portfolio's random and POS seeds do not need a calibration run)."""
+        if not self.needs_steps:
+            return False
+        return self.steps_for(seed) if self.steps_for is not None else True
 
     @property
     def per_seed(self) -> bool:
@@ -142,7 +152,7 @@ STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
     StrategySpec(
         "portfolio", "seed i runs one strategy of a fixed rotation (random, pct d=3, pos, "
                      "random, pct d=2, pct d=5); the default of every seed sweep",
-        build=_portfolio, needs_steps=True),
+        build=_portfolio, needs_steps=True, steps_for=_portfolio_needs_steps),
     StrategySpec(
         "random", "uniform choice among the runnable threads at every step; weak on bugs "
                   "that need one thread held off for long (a reader across a grace period)",

@@ -79,7 +79,8 @@ def sweep(make_program: ProgramFactory, mode: str = "random",
             given["pct_depth"] = pct_depth
         if pct_steps is not None:
             given["steps"] = pct_steps
-        if spec.needs_steps and given.get("steps") is None:
+        calibrate = given.get("steps") is None and any(spec.needs_steps_for(s) for s in seeds)
+        if calibrate:
             given["steps"] = calibrate_steps(make_program, **run_opts)
         params = spec.options(given)
     failing: list[int] = []
