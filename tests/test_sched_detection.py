@@ -51,9 +51,11 @@ def test_cells_summaries_and_the_portfolio_ratio() -> None:
     cell = Cell(seeds=4, failing=[3, 4])
     assert cell.first == 3 and cell.text() == "3 (2/4)"
     assert Cell(seeds=4).text() == "- (0/4)" and math.isinf(Cell().first)
-    got = {"a": {"random": Cell(4, [2]), "pct d=2": Cell(4, [3]), "portfolio": Cell(4, [4])},
-           "b": {"random": Cell(4, []), "pct d=2": Cell(4, []), "portfolio": Cell(4, [1])}}
-    assert detection.portfolio_ratios(got) == {"a": 2.0}
+    got = {"a": {"stress": Cell(4, [1]), "random": Cell(4, [2]), "pct d=2": Cell(4, [3]),
+                 "portfolio": Cell(4, [4])},
+           "b": {"stress": Cell(4, [1]), "random": Cell(4, []), "pct d=2": Cell(4, []),
+                 "portfolio": Cell(4, [1])}}
+    assert detection.portfolio_ratios(got) == {"a": 2.0}   # free-running seeds aside
     assert detection._censored_median([1.0, 3.0, math.inf]) == 3.0
     assert detection._censored_median([1.0, math.inf]) == math.inf
 

@@ -150,12 +150,18 @@ def _censored_median(values: list[float]) -> float:
     return median(ordered[mid - 1:mid + 1])
 
 
+#: Columns whose seeds are not controlled runs of ``--steps`` steps (a free-running seed
+#: lasts FREE_SECONDS): not compared with the portfolio, whose seeds are.
+FREE_COLUMNS = ("stress",)
+
+
 def portfolio_ratios(got: dict[str, dict[str, Cell]]) -> dict[str, float]:
-    """Per target: the portfolio's first failing seed over the best single strategy's
-    (controlled and free-running alike; ``inf`` if only the others caught it)."""
+    """Per target: the portfolio's first failing seed over the best single controlled
+    strategy's (``inf`` if only the others caught it)."""
     out: dict[str, float] = {}
     for name, cells in got.items():
-        best = min(c.first for label, c in cells.items() if label != "portfolio")
+        best = min(c.first for label, c in cells.items()
+                   if label != "portfolio" and label not in FREE_COLUMNS)
         if math.isfinite(best):
             out[name] = cells["portfolio"].first / best
     return out
@@ -190,7 +196,7 @@ def section(opts: Options, targets: Sequence[Target] | None = None) -> Section:
              f"PCT depths {', '.join(map(str, PCT_DEPTHS))}; portfolio: seed i runs entry "
              "i of its rotation (rcu_pgdat.sched.portfolio)."]
     if worst is not None:
-        notes.append("Portfolio / best single strategy, first failing seed: worst "
+        notes.append("Portfolio / best single controlled strategy, first failing seed: worst "
                      f"{worst[1]:.3g}x ({worst[0]}); " + ", ".join(
                          f"{n} {r:.3g}x" for n, r in ratios.items() if r > 1))
     notes += [f"!!! {name} / {label}: {c.other[0]}" + (f" (+{len(c.other) - 1})"
