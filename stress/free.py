@@ -6,10 +6,16 @@ end stops the workers, checks what can only be checked at rest (pages conserved,
 sections left open) and builds the result. It never waits without a bound: a thread
 that does not stop is reported as a stall with every thread's stack, and the run still
 ends.
+
+The threads wait at a start gate until all of them exist, and the run's duration counts
+from there, so that it is time every actor runs. Started one by one against those
+already running (``Thread.start`` waits until the new thread wins the interpreter once),
+the remover, last in the plan, began about 20 s into a 20 s run of 256 threads.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -79,6 +85,12 @@ class _Watchdog:
         return True
 
 
+def _gated(gate: threading.Event, body: Callable[[], None]) -> None:
+    """Run ``body`` once every thread of the run exists (module docstring)."""
+    gate.wait()
+    body()
+
+
 def report_stall(system: System, subject: str, what: str) -> None:
     """Report a stall with every thread's stack and the model's state."""
     system.collector.report(Violation(
@@ -95,14 +107,17 @@ def run_free(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
     collector = system.collector
     scheduler = (sched.StressScheduler(seed=cfg.seed) if cfg.sched == "stress"
                  else sched.Scheduler())
-    started = time.monotonic()
     interrupted = False
+    gate = threading.Event()
     with sched.install(scheduler), collector.install_excepthook(), \
             system.oracles.might_sleep_checks():
-        threads = [sched.spawn(body, name) for name, body in built.bodies().items()]
-        ctx.deadline = started + cfg.duration
+        threads = [sched.spawn(functools.partial(_gated, gate, body), name)
+                   for name, body in built.bodies().items()]
         for thread in threads:
             thread.start()
+        started = time.monotonic()
+        ctx.deadline = started + cfg.duration
+        gate.set()                                   # every actor starts now
         watchdog = _Watchdog(system, scheduler, cfg)
         deadline = started + cfg.duration
         last_status = started

@@ -1,9 +1,18 @@
-"""The offline path at scale: what the remover waits for must not grow with the updaters.
+"""The offline path at scale: what the remover waits for must not grow with the threads.
 
-The remover shares grace periods with the fake writers. Grace periods are shared (a
-caller whose cookie a later grace period covered owes nothing more), but a caller that
-still had to win the grace-period lock before it could notice was waiting one grace
-period per contender. ``Mutex.acquire_unless`` lets it stop queueing once covered.
+* The remover shares grace periods with the fake writers. Grace periods are shared (a
+  caller whose cookie a later grace period covered owes nothing more), but a caller
+  that still had to win the grace-period lock before it could notice was waiting one
+  grace period per contender. ``Mutex.acquire_unless`` lets it stop queueing once
+  covered.
+* A grace period that has waited past the boost delay holds readers back at their safe
+  points, off CPU (``rcu_pgdat.mm.boost``): a grace period that starts meanwhile does not
+  wait for them, and they run again when it ends.
+* What the offline path costs per task or per node: the stop-machine zonelist rebuild
+  has a schedule point per list (per entry only where readers walk a list while it is
+  rewritten), the mempolicy chain one per policy it changes; spin-lock waiters sleep in
+  the OS when free-running, and a free-running run starts its threads at once.
+
 (Stop-machine's own per-CPU cost is tested in ``test_mm_topology.py``; the remover's
 rate at 16, 64 and 256 threads is measured by ``rcu-pgdat-stress bench --only scale``.)
 """
@@ -11,6 +20,7 @@ rate at 16, 64 and 256 threads is measured by ``rcu-pgdat-stress bench --only sc
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 import pytest
@@ -18,6 +28,10 @@ import pytest
 from rcu_pgdat import sched
 from rcu_pgdat.check.testing import STEP_TIMEOUT, Actors
 from rcu_pgdat.rcu import QSBR
+from stress.run import run
+from stress.config import RunConfig
+from stress.workers import WORKER_KINDS
+
 
 
 def test_acquire_unless_stops_queueing_once_the_work_is_done() -> None:
@@ -101,3 +115,26 @@ def test_a_covered_updater_waits_at_most_two_grace_periods(queueing: bool,
     assert all(r.outcome is sched.Outcome.OK for r in results)
     # The grace period under way at the call, then one that began after it.
     assert (max(seen) > 2) == is_broken, seen
+
+
+def test_a_free_running_run_starts_every_thread_before_any_works(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = RunConfig(duration=0.2, allocators=8, iterators=8, sleepers=4, status_interval=1e9)
+    workers = {name for _, name in cfg.thread_plan()}
+    began: list[float] = []
+    started: list[float] = []
+    for kind, body in list(WORKER_KINDS.items()):
+        def timed(ctx: Any, task: Any, stats: Any, body: Any = body) -> None:
+            began.append(time.monotonic())
+            body(ctx, task, stats)
+        monkeypatch.setitem(WORKER_KINDS, kind, timed)
+    thread_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        thread_start(thread)
+        if thread.name in workers:                  # not the flavors' callback workers
+            started.append(time.monotonic())
+    monkeypatch.setattr(threading.Thread, "start", start)
+    result = run(cfg, status=None)
+    assert result.ok and len(began) == len(started) == len(workers)
+    assert min(began) >= max(started)       # no worker began before the last thread existed
