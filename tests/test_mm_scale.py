@@ -19,14 +19,17 @@ rate at 16, 64 and 256 threads is measured by ``rcu-pgdat-stress bench --only sc
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable
 
 import pytest
 
 from rcu_pgdat import sched
 from rcu_pgdat.check.testing import STEP_TIMEOUT, Actors
+from rcu_pgdat.mm.locks import SpinLock
 from rcu_pgdat.rcu import QSBR
 from stress.run import run
 from stress.config import RunConfig
@@ -117,6 +120,42 @@ def test_a_covered_updater_waits_at_most_two_grace_periods(queueing: bool,
     assert (max(seen) > 2) == is_broken, seen
 
 
+class PointCounter(sched.Scheduler):
+    """Free-running; counts schedule points by label."""
+
+    def __init__(self) -> None:
+        self.labels: collections.Counter[str] = collections.Counter()
+        self.waits = 0
+
+    def point(self, label: str) -> None:
+        self.labels[label] += 1
+
+    def wait_until(self, cond: Any, what: str, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return super().wait_until(cond, what, timeout)
+
+
+@pytest.mark.parametrize("controlled", [False, True])
+def test_a_spin_lock_waiter_sleeps_in_the_os_when_free_running(controlled: bool) -> None:
+    lock = SpinLock("zone")
+    counter = PointCounter()
+    with Actors("holder", "waiter") as actors:
+        actors.run("holder", lock.acquire)
+        if controlled:
+            counter.controlled = True                 # as the controlled scheduler is
+        with sched.install(counter):
+            waiter = actors.start("waiter", lock.acquire)
+            with pytest.raises(FutureTimeout):
+                waiter.result(0.1)
+            actors.run("holder", lock.release)
+            waiter.result(STEP_TIMEOUT)
+        assert lock.owner == "waiter"
+        # Free-running: no polling through the scheduler's backoff (hundreds of waiters
+        # polling every millisecond took the interpreter from the holder).
+        assert (counter.waits > 0) == controlled
+        actors.run("waiter", lock.release)
+
+
 def test_a_free_running_run_starts_every_thread_before_any_works(
         monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = RunConfig(duration=0.2, allocators=8, iterators=8, sleepers=4, status_interval=1e9)
@@ -138,3 +177,5 @@ def test_a_free_running_run_starts_every_thread_before_any_works(
     result = run(cfg, status=None)
     assert result.ok and len(began) == len(started) == len(workers)
     assert min(began) >= max(started)       # no worker began before the last thread existed
+
+

@@ -48,9 +48,13 @@ class SpinLock:
         """Spin (through the scheduler) until the lock is ours."""
         sched.point(f"spin_lock:{self.name}")
         if not self._lock.acquire(False):
-            sched.active().wait_until(
-                sched.ReadyCond(lambda: self._lock.acquire(False), self._free),
-                f"spin_lock {self.name}")
+            scheduler = sched.active()
+            if scheduler.controlled:
+                scheduler.wait_until(
+                    sched.ReadyCond(lambda: self._lock.acquire(False), self._free),
+                    f"spin_lock {self.name}")
+            else:
+                self._lock.acquire()    # asleep in the OS until the holder lets go
         self.owner = sched.current_name()
 
     def _free(self) -> bool:

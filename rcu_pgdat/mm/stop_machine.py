@@ -117,6 +117,9 @@ class StopMachine:
         self.runs = 0
         #: Scheduler time spent waiting for CPUs to leave their regions, over all runs.
         self.wait_time = 0.0
+        #: Set when the stop in force (or the last one) ends; each stop installs a fresh
+        #: one, so that hundreds of tasks woken by the last stop's end, taking its lock
+        #: on their way out, never hold up the next stop.
         self._resumed = threading.Event()
         self._resumed.set()
 
@@ -138,7 +141,7 @@ class StopMachine:
                              "call it outside every pgdat_remove_read_lock() section")
         with self._lock:
             self.active = True
-            self._resumed.clear()
+            resumed = self._resumed = threading.Event()   # before C: see _wait_resumed
             try:
                 for cpu in self.cpus:
                     cpu.stopped = True                   # C: pairs with B in enter()
@@ -156,7 +159,7 @@ class StopMachine:
                 for cpu in self.cpus:
                     cpu.stopped = False
                 self.active = False
-                self._resumed.set()
+                resumed.set()
 
     # -- the task side ---------------------------------------------------------------
 
@@ -187,8 +190,12 @@ class StopMachine:
             scheduler.wait_until(sched.ReadyCond(cpu.running, cpu.running),
                                  f"{task.name}: cpu{cpu.cpu} stopped")
         else:
+            # A stop installs its event before it sets any flag and sets it after it
+            # cleared them all, so the event read after seeing the flag set belongs to
+            # the stop in force or a later one, and is set when that stop ends: no
+            # timeout is needed (one would wake hundreds of parked tasks for nothing).
             while cpu.stopped:
-                self._resumed.wait(0.05)
+                self._resumed.wait()
 
     def exit(self, task: Participant) -> None:
         """``task`` leaves its non-preemptible region."""
