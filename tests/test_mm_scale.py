@@ -30,11 +30,14 @@ import pytest
 from rcu_pgdat import sched
 from rcu_pgdat.check.testing import STEP_TIMEOUT, Actors
 from rcu_pgdat.mm.locks import SpinLock
+from rcu_pgdat.mm.mempolicy import MPOL_BIND, MPOL_PREFERRED, Mempolicy, set_mempolicy
+from rcu_pgdat.mm.zonelist import build_all_zonelists
 from rcu_pgdat.rcu import QSBR
 from stress.run import run
 from stress.config import RunConfig
 from stress.workers import WORKER_KINDS
 
+from test_mm_support import Tasks, built
 
 
 def test_acquire_unless_stops_queueing_once_the_work_is_done() -> None:
@@ -133,6 +136,31 @@ class PointCounter(sched.Scheduler):
     def wait_until(self, cond: Any, what: str, timeout: float | None = None) -> bool:
         self.waits += 1
         return super().wait_until(cond, what, timeout)
+
+
+@pytest.mark.parametrize("mode", ["stop-machine", "seqcount"])
+def test_the_zonelist_rebuild_points_per_entry_only_where_readers_walk_it(mode: str) -> None:
+    with built(nodes=8, cpus=8, zonelist_mode=mode) as system:
+        counter = PointCounter()
+        with sched.install(counter):
+            build_all_zonelists(system)
+        entries = sum(len(system.pgdat(nid).node_zonelists.zonerefs) for nid in range(8))
+        assert counter.labels["build_zonelists:list"] == 8
+        assert counter.labels["build_zonelists:entry"] == (entries if mode == "seqcount"
+                                                          else 0)
+
+
+def test_the_mempolicy_chain_points_only_at_the_policies_it_changes() -> None:
+    with built() as system, Tasks(system, "near", "far", "plain") as tasks:
+        tasks.run("near", set_mempolicy, system, tasks["near"], Mempolicy(MPOL_PREFERRED, (1,)))
+        tasks.run("far", set_mempolicy, system, tasks["far"], Mempolicy(MPOL_BIND, (0, 2)))
+        far = tasks["far"].mempolicy
+        counter = PointCounter()
+        with sched.install(counter):
+            for task in (tasks["near"], tasks["far"], tasks["plain"]):
+                system.policy_notifier.rebind(task, 1, "veto")
+        assert counter.labels["mempolicy:rebind"] == 1
+        assert tasks["near"].mempolicy.nodes != (1,) and tasks["far"].mempolicy is far
 
 
 @pytest.mark.parametrize("controlled", [False, True])
