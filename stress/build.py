@@ -77,7 +77,8 @@ def build(cfg: RunConfig, *, controlled: bool = False) -> Built:
     clock = STEPS if controlled else SECONDS
     system = System(SystemConfig(topology=topology, scheme=cfg.scheme, remover=cfg.remover,
                                  zonelist_mode=cfg.zonelist, policy_mode=cfg.policy_mode,
-                                 offline_timeout=clock.offline_timeout, seed=cfg.seed),
+                                 offline_timeout=clock.offline_timeout,
+                                 boost_delay=clock.boost_delay, seed=cfg.seed),
                     rcu, srcu, collector, **broken)
     ctx = RunContext(system, sched.Event("run.stop"), cfg.seed,
                      sleep_time=clock.sleep_time, remover_pause=clock.remover_pause,

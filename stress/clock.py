@@ -10,7 +10,10 @@ duration, so that a report never prints steps as milliseconds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from rcu_pgdat.mm.boost import BOOST_DELAY
 
 __all__ = ["Clock", "SECONDS", "STEPS"]
 
@@ -27,6 +30,9 @@ class Clock:
     remover_pause: float
     #: How long an offline waits for its pages before it fails with EBUSY.
     offline_timeout: float
+    #: How long a grace period waits before readers between sections are held back
+    #: (``rcu_pgdat.mm.boost``); infinite: never.
+    boost_delay: float
     #: Upper bounds of the read-side section length histogram; the last is infinite.
     section_buckets: tuple[float, ...]
 
@@ -45,7 +51,9 @@ class Clock:
 
 #: Free-running runs.
 SECONDS = Clock("seconds", sleep_time=0.02, remover_pause=0.001, offline_timeout=0.5,
+                boost_delay=BOOST_DELAY,
                 section_buckets=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1, float("inf")))
 #: Controlled runs.
 STEPS = Clock("steps", sleep_time=3000.0, remover_pause=10.0, offline_timeout=3000.0,
+              boost_delay=math.inf,
               section_buckets=(10.0, 100.0, 1000.0, 10_000.0, 100_000.0, float("inf")))

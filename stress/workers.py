@@ -275,20 +275,21 @@ def fake_writer(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
         stats.loops += 1
         choice = task.rng.random()
         rcu = getattr(scheme, "rcu", None)
-        if rcu is not None and choice < 0.3:
-            rcu.call_rcu(lambda: None)
-            stats.callbacks += 1
-        elif rcu is not None and choice < 0.4:
-            cookie = rcu.get_state()
-            task.cond_resched()
-            rcu.cond_synchronize(cookie)
-            stats.grace_periods += 1
-        elif rcu is not None and choice < 0.45:
-            rcu.barrier()                          # rcu_barrier(): callbacks so far ran
-            stats.barriers += 1
-        else:
-            scheme.synchronize_all()
-            stats.grace_periods += 1
+        with ctx.system.boost.waiting():    # a long wait holds readers back (mm.boost)
+            if rcu is not None and choice < 0.3:
+                rcu.call_rcu(lambda: None)
+                stats.callbacks += 1
+            elif rcu is not None and choice < 0.4:
+                cookie = rcu.get_state()
+                task.cond_resched()
+                rcu.cond_synchronize(cookie)
+                stats.grace_periods += 1
+            elif rcu is not None and choice < 0.45:
+                rcu.barrier()                      # rcu_barrier(): callbacks so far ran
+                stats.barriers += 1
+            else:
+                scheme.synchronize_all()
+                stats.grace_periods += 1
         task.cond_resched()
         task.sleep(ctx.remover_pause * task.rng.random())
 

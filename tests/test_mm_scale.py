@@ -20,6 +20,7 @@ rate at 16, 64 and 256 threads is measured by ``rcu-pgdat-stress bench --only sc
 from __future__ import annotations
 
 import collections
+import math
 import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -29,10 +30,14 @@ import pytest
 
 from rcu_pgdat import sched
 from rcu_pgdat.check.testing import STEP_TIMEOUT, Actors
+from rcu_pgdat.mm.boost import BOOST_DELAY, GraceBoost
 from rcu_pgdat.mm.locks import SpinLock
 from rcu_pgdat.mm.mempolicy import MPOL_BIND, MPOL_PREFERRED, Mempolicy, set_mempolicy
+from rcu_pgdat.mm.task import Task
 from rcu_pgdat.mm.zonelist import build_all_zonelists
 from rcu_pgdat.rcu import QSBR
+from stress.build import build
+from stress.clock import SECONDS, STEPS
 from stress.run import run
 from stress.config import RunConfig
 from stress.workers import WORKER_KINDS
@@ -121,6 +126,56 @@ def test_a_covered_updater_waits_at_most_two_grace_periods(queueing: bool,
     assert all(r.outcome is sched.Outcome.OK for r in results)
     # The grace period under way at the call, then one that began after it.
     assert (max(seen) > 2) == is_broken, seen
+
+
+class OnCPUBoost(GraceBoost):
+    """Holds readers without taking them off CPU: a QSBR grace period that starts while
+    one is held waits for it, and the reader waits for that grace period to end."""
+
+    def hold(self, task: Task) -> None:
+        while self.boosting():
+            self._ended.wait(0.01)
+
+
+@pytest.mark.parametrize(("boost_cls", "is_broken"), [(GraceBoost, False), (OnCPUBoost, True)])
+def test_a_boosted_grace_period_holds_readers_off_cpu_until_it_ends(
+        boost_cls: type[GraceBoost], is_broken: bool) -> None:
+    with built() as system, Tasks(system, "reader") as tasks, Actors("updater") as actors:
+        system.boost = boost = boost_cls(delay=0.0)     # every grace period is boosted
+        boosted, second = threading.Event(), threading.Event()
+
+        def updater() -> None:
+            with boost.waiting():
+                system.scheme.synchronize_all()
+                boosted.set()
+                assert second.wait(STEP_TIMEOUT)
+                system.scheme.synchronize_all()       # starts while the reader is held
+
+        done = actors.start("updater", updater)
+        assert boosted.wait(STEP_TIMEOUT)
+        resched = tasks.start("reader", tasks["reader"].cond_resched)
+        with pytest.raises(FutureTimeout):
+            resched.result(0.2)                       # held at its safe point
+        second.set()
+        if is_broken:
+            with pytest.raises(FutureTimeout):
+                done.result(0.5)                      # waits for the held reader
+            boost.boost_at = math.inf                 # let the reader go to end the test
+        done.result(STEP_TIMEOUT)
+        resched.result(STEP_TIMEOUT)                  # released when the boost ends
+        assert boost.boost_at == math.inf and not boost.boosting()
+    assert system.collector.ok
+
+
+def test_no_boost_before_the_delay_and_none_in_controlled_runs() -> None:
+    boost = GraceBoost(delay=60.0)
+    with boost.waiting():
+        assert not boost.boosting()                   # a grace period younger than 60 s
+    assert boost.boost_at == math.inf
+    assert not GraceBoost().boosting()                # default: never
+    free, controlled = build(RunConfig()), build(RunConfig(), controlled=True)
+    assert free.system.boost.delay == SECONDS.boost_delay == BOOST_DELAY
+    assert controlled.system.boost.delay == STEPS.boost_delay == math.inf
 
 
 class PointCounter(sched.Scheduler):

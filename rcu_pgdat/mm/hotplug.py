@@ -147,7 +147,8 @@ class Remover:
             self.enter(f"offline node{nid}: zonelists")
             self.build_zonelists()
             self.enter(f"offline node{nid}: grace period")
-            self.wait_grace_period()
+            with s.boost.waiting():     # a long wait holds readers back (``boost``)
+                self.wait_grace_period()
             self.enter(f"offline node{nid}: release")
             s.check_node_pages_returned(pgdat)  # freed or kept (reuse): every page back
             self.release_node(nid, pgdat)

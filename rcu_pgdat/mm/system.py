@@ -35,6 +35,7 @@ it is taken under a zone lock (claim, free, ``check_zone_accounting``), never th
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -43,6 +44,7 @@ from .. import sched
 from ..check import Collector, Kind, Oracles, TrackedAllocator, Violation
 from ..errors import UsageError
 from ..harness.checked import CheckedRCU, CheckedSRCU
+from .boost import GraceBoost
 from .hotplug import EBUSY, OK, ONLINE, REMOVERS, VETO, Remover
 from .hotplug import PROGRESS as REMOVER_PROGRESS
 from .locks import SeqCount
@@ -72,6 +74,7 @@ class SystemConfig:
     migrate: bool = True                   # offline migrates pages before waiting
     migrate_probability: float = 0.05      # tasks load-balance at cond_resched
     offline_timeout: float = 0.5           # EBUSY after this long waiting for pages
+    boost_delay: float = math.inf          # grace periods longer hold readers (boost)
     quarantine: int = 64
     seed: int = 0
 
@@ -85,6 +88,8 @@ class SystemConfig:
                 raise ValueError(f"unknown {what} {name!r}: {', '.join(names)}")
         if self.offline_timeout <= 0:
             raise ValueError("offline_timeout must be positive")
+        if not self.boost_delay >= 0:
+            raise ValueError("boost_delay must be non-negative (math.inf: no boosting)")
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,7 @@ class System:
         self.node_data: list[PglistData | None] = [None] * n
         self.cpu_online = [True] * self.topology.nr_cpus
         self.stop_machine = StopMachine(self.topology.nr_cpus)
+        self.boost = GraceBoost(config.boost_delay)
         self.zonelist_seq = SeqCount("zonelist_update_seq")
         self.notifier = MemoryNotifier()
         self.tasks: list[Task] = []

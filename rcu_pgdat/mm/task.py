@@ -17,9 +17,11 @@ Each worker thread of a run owns one :class:`Task`. Fields and who writes them:
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import zlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .. import sched
@@ -95,7 +97,8 @@ class Task:
     # -- scheduling --------------------------------------------------------------------
 
     def cond_resched(self) -> None:
-        """A safe point: report a quiescent state, maybe migrate to another CPU.
+        """A safe point: report a quiescent state, wait out a stop-machine of this CPU
+        and a boosted grace period (``boost``), maybe migrate to another CPU.
 
         Must be called outside every non-preemptible section.
         """
@@ -107,6 +110,7 @@ class Task:
             return
         self.system.scheme.quiescent_state()
         self.system.stop_machine.preempt_point(self)
+        self.system.boost.hold(self)
         if self.rng.random() < self.system.config.migrate_probability:
             self.migrate()
 
@@ -132,11 +136,18 @@ class Task:
         otherwise, and a stop-machine waits for the sleeper as its stopper would); a
         sleepable (SRCU) section may stay open across it.
         """
+        with self.off_cpu():
+            sched.sleep(duration)
+
+    @contextlib.contextmanager
+    def off_cpu(self) -> Iterator[None]:
+        """Off CPU for the ``with`` block: QSBR-offline unless inside a non-sleepable
+        section (a sleep there is reported by the lockdep checks, not hidden)."""
         quiescent = self.reader and self.atomic_depth == 0
         if quiescent:
             self.system.scheme.thread_offline()
         try:
-            sched.sleep(duration)
+            yield
         finally:
             if quiescent:
                 self.system.scheme.thread_online()
