@@ -31,7 +31,7 @@ from rcu_pgdat.sched import STRATEGIES, SWEEP_DEFAULT, make_strategy
 from rcu_pgdat.sched.strategies import Param
 
 from .build import StressResult
-from .config import CHOICES, DEFAULTS, STALL_SCALE_THREADS, RunConfig
+from .config import CHOICES, DEFAULTS, SCALE_THREADS, RunConfig
 from .plugins import FLAVORS, SRCU_DOMAINS, PluginError, load_instrumented
 from .report import params_line, summary, to_json
 from .run import run
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"scheduling: {describe_modes()}{_default('sched')}")
     run_g.add_argument("--stall-timeout", type=_positive_float,
                        help="seconds without remover progress (free-running: for up to "
-                            f"{STALL_SCALE_THREADS} threads, in proportion beyond; "
+                            f"{SCALE_THREADS} threads, in proportion beyond; "
                             "controlled: without a schedule point) before a stall report"
                             + _default("stall_timeout"))
     run_g.add_argument("--keep-going", action="store_true", default=None,

@@ -25,11 +25,14 @@ from rcu_pgdat.mutants import MUTANTS
 
 from .workers import WORKER_KINDS
 
-__all__ = ["RunConfig", "CHOICES", "DEFAULTS", "STALL_SCALE_THREADS"]
+__all__ = ["RunConfig", "CHOICES", "DEFAULTS", "SCALE_THREADS"]
 
-#: Threads up to which ``--stall-timeout`` is the free-running stall limit as given;
-#: beyond, the limit grows in proportion (``RunConfig.stall_limit``).
-STALL_SCALE_THREADS = 32
+#: The size up to which a free-running run keeps its settings as given (every named
+#: scenario is smaller). Beyond it, one interpreter shared by more threads makes each
+#: thread wait longer for its turn, so two settings follow the thread count: the stall
+#: limit grows in proportion (``RunConfig.stall_limit``) and the stress scheduler's
+#: yield probability shrinks in proportion (``RunConfig.yield_scale``).
+SCALE_THREADS = 32
 
 #: ``RunConfig`` fields whose value is a name in a registry, and that registry.
 CHOICES: dict[str, Collection[str]] = {
@@ -155,12 +158,26 @@ class RunConfig:
     def stall_limit(self) -> float:
         """Seconds without progress that a free-running run reports as a stall.
 
-        ``stall_timeout`` for up to ``STALL_SCALE_THREADS`` threads, in proportion
+        ``stall_timeout`` for up to ``SCALE_THREADS`` threads, in proportion
         beyond: the longest wait of a correct remover is a grace period (or a
         stop-machine) waiting out the slowest reader's current section, and every
         thread gets its share of one interpreter, so that wait grows with the threads.
         """
-        return self.stall_timeout * max(1.0, len(self.thread_plan()) / STALL_SCALE_THREADS)
+        return self.stall_timeout * max(1.0, len(self.thread_plan()) / SCALE_THREADS)
+
+    def yield_scale(self) -> float:
+        """The factor on the stress scheduler's yield probability: 1 up to
+        ``SCALE_THREADS`` threads, in inverse proportion beyond.
+
+        A yield at a schedule point lets every other runnable thread take its turn
+        before the yielder runs again, so what a yield costs the yielder, and the
+        foreign work it lets in, grow with the threads. Scaled this way the expected
+        foreign work per schedule point stays what it is at ``SCALE_THREADS``; left at
+        its value, the remover of a 256-thread run spent most of an offline regaining
+        the interpreter after its own yields (its CPU time per operation is a few
+        milliseconds; its wall time was a second and more).
+        """
+        return min(1.0, SCALE_THREADS / len(self.thread_plan()))
 
     def thread_plan(self) -> list[tuple[str, str]]:
         """``(kind, thread name)`` of every worker, in creation order (deterministic)."""

@@ -24,9 +24,10 @@ from typing import Any, Callable, TextIO
 from rcu_pgdat import sched
 from rcu_pgdat.check import Kind, Violation, thread_stacks
 from rcu_pgdat.mm.system import System
+from rcu_pgdat.sched.stress import YIELD_PROBABILITY
 
 from .build import StressResult, build
-from .config import STALL_SCALE_THREADS, RunConfig
+from .config import SCALE_THREADS, RunConfig
 from .workers import WorkerStats
 
 __all__ = ["run_free", "report_stall"]
@@ -60,7 +61,7 @@ class _Watchdog:
         self.timeout = cfg.stall_limit()
         self.limit_text = f"--stall-timeout {cfg.stall_timeout:g}"
         if self.timeout != cfg.stall_timeout:
-            self.limit_text += (f" per {STALL_SCALE_THREADS} threads: {self.timeout:g}s for "
+            self.limit_text += (f" per {SCALE_THREADS} threads: {self.timeout:g}s for "
                                 f"{len(cfg.thread_plan())}")
         self.last_mark: tuple[int, int] = (-1, -1)
         self.last_change = time.monotonic()
@@ -105,8 +106,9 @@ def run_free(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
     built = build(cfg)
     system, ctx, stats = built.system, built.ctx, built.stats
     collector = system.collector
-    scheduler = (sched.StressScheduler(seed=cfg.seed) if cfg.sched == "stress"
-                 else sched.Scheduler())
+    scheduler = (sched.StressScheduler(seed=cfg.seed,
+                                       yield_probability=YIELD_PROBABILITY * cfg.yield_scale())
+                 if cfg.sched == "stress" else sched.Scheduler())
     interrupted = False
     gate = threading.Event()
     with sched.install(scheduler), collector.install_excepthook(), \

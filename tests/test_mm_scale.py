@@ -36,10 +36,12 @@ from rcu_pgdat.mm.mempolicy import MPOL_BIND, MPOL_PREFERRED, Mempolicy, set_mem
 from rcu_pgdat.mm.task import Task
 from rcu_pgdat.mm.zonelist import build_all_zonelists
 from rcu_pgdat.rcu import QSBR
+from rcu_pgdat.sched.stress import YIELD_PROBABILITY
+from stress.bench.scale import scale_config
 from stress.build import build
 from stress.clock import SECONDS, STEPS
 from stress.run import run
-from stress.config import RunConfig
+from stress.config import SCALE_THREADS, RunConfig
 from stress.workers import WORKER_KINDS
 
 from test_mm_support import Tasks, built
@@ -262,3 +264,23 @@ def test_a_free_running_run_starts_every_thread_before_any_works(
     assert min(began) >= max(started)       # no worker began before the last thread existed
 
 
+
+def test_yields_and_the_stall_limit_follow_the_thread_count_beyond_scale_threads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    small, large = RunConfig(), RunConfig(**scale_config(256))
+    assert len(small.thread_plan()) <= SCALE_THREADS
+    assert small.yield_scale() == 1.0 and small.stall_limit() == small.stall_timeout
+    threads = len(large.thread_plan())
+    assert large.yield_scale() == pytest.approx(SCALE_THREADS / threads)
+    assert large.stall_limit() == pytest.approx(large.stall_timeout * threads / SCALE_THREADS)
+    # ... and a free-running run installs the stress scheduler with the scaled chance.
+    seen: list[float] = []
+
+    class Spy(sched.StressScheduler):
+        def __init__(self, seed: int = 0, yield_probability: float = YIELD_PROBABILITY) -> None:
+            seen.append(yield_probability)
+            super().__init__(seed, yield_probability)
+    monkeypatch.setattr(sched, "StressScheduler", Spy)
+    cfg = RunConfig(**scale_config(48), duration=0.1, status_interval=1e9)
+    assert run(cfg, status=None).ok
+    assert seen == [pytest.approx(YIELD_PROBABILITY * SCALE_THREADS / 48)]

@@ -19,7 +19,10 @@ import zlib
 
 from ._base import Scheduler
 
-__all__ = ["StressScheduler"]
+__all__ = ["StressScheduler", "YIELD_PROBABILITY"]
+
+#: The default chance that a schedule point yields.
+YIELD_PROBABILITY = 0.05
 
 
 class StressScheduler(Scheduler):
@@ -31,7 +34,7 @@ class StressScheduler(Scheduler):
 
     name = "stress"
 
-    def __init__(self, seed: int = 0, yield_probability: float = 0.05,
+    def __init__(self, seed: int = 0, yield_probability: float = YIELD_PROBABILITY,
                  switch_interval: float = 1e-6) -> None:
         if not 0.0 <= yield_probability <= 1.0:
             raise ValueError(f"yield_probability must be in [0, 1], got {yield_probability}")
