@@ -6,8 +6,9 @@ the threads each allocators, iterators and sleepers, 3/16 policy users, 1/16 fak
 writers less one, and the remover; one node and one CPU per four threads. Each row
 gives the remover's finished offline and online operations per second of the run and
 per CPU-second of the process (the machine may be shared), as a multiple of the
-16-thread rate, with what the remover waits on: the median QSBR grace period and the
-mean stop-machine wait (the time its CPUs took to leave their non-preemptible regions).
+16-thread rate, with what the remover waits on: the median QSBR grace period, the
+mean stop-machine wait (the time its CPUs took to leave their non-preemptible regions)
+and how often a reader was held back by a boosted grace period (``rcu_pgdat.mm.boost``).
 A size *completes* when it ends without a violation or a stall.
 
 Memory: the default configuration run in a fresh interpreter for ``D`` and ``10 x D``
@@ -71,6 +72,7 @@ def scale_run(threads: int, duration: float, seed: int = 1) -> dict[str, Any]:
             "gp_median_s": median(gps) if gps else None, "grace_periods": len(gps),
             "stop_machines": stopper.runs,
             "stop_wait_ms": 1e3 * stopper.wait_time / stopper.runs if stopper.runs else None,
+            "boost_holds": result.system.boost.held,
             "reads": sum(s.reads for s in result.workers.values()),
             "violations": [v.title for v in result.violations],
             "completed": result.ok}
@@ -129,12 +131,13 @@ def section(opts: Options) -> Section:
         rows.append([f"{size['threads']} threads, {size['nodes']} nodes/CPUs",
                      size["seconds"], size["cpu_seconds"], size["remover_ops"],
                      size["ops_per_s"], ratio(size["ops_per_s"], sizes[0]["ops_per_s"]),
-                     size["ops_per_cpu_s"], size["gp_median_s"], size["stop_wait_ms"], None,
+                     size["ops_per_cpu_s"], size["gp_median_s"], size["stop_wait_ms"],
+                     size["boost_holds"], None,
                      "completed" if size["completed"] else
                      "FAILED: " + "; ".join(size["violations"])])
     for s in soaks:
         rows.append([f"soak: default config, {s['duration']:g} s", s["elapsed"], None,
-                     s["remover_ops"], None, None, None, None, None, s["peak_kib"] / 1024,
+                     s["remover_ops"], None, None, None, None, None, None, s["peak_kib"] / 1024,
                      "clean" if not s["violations"] else "; ".join(s["violations"])])
     growth = ratio(soaks[1]["peak_kib"], soaks[0]["peak_kib"]) or 0.0
     reads = ratio(soaks[1]["reads"], soaks[0]["reads"]) or 0.0
@@ -144,14 +147,17 @@ def section(opts: Options) -> Section:
              "online); per second of the run, as a multiple of the 16-thread rate, and per "
              "CPU-second of the process. 'GP median': QSBR grace periods as the remover "
              "and the fake writers saw them; 'stop wait': mean time a stop-machine waited "
-             "for its CPUs to leave their non-preemptible regions.",
+             "for its CPUs to leave their non-preemptible regions; 'held back': readers "
+             "parked at a safe point by a grace period that had waited past the boost "
+             "delay.",
              f"Peak RSS at 10x the duration / at 1x: {growth:.3g} (for {reads:.3g}x the "
              f"reads). Each soak runs in a fresh interpreter ({soaks[0]['peak_source']}); "
              "the peak includes the interpreter and imports"
              + (f" ({before / 1024:.1f} MiB before the run)." if before else ".")]
     return Section("scale", "Scale and memory",
                    ["run", "seconds", "CPU s", "remover ops", "ops/s", "x 16 threads",
-                    "ops/CPU s", "GP median s", "stop wait ms", "peak RSS MiB", "result"],
+                    "ops/CPU s", "GP median s", "stop wait ms", "held back", "peak RSS MiB",
+                    "result"],
                    rows, notes, data={"scale": sizes, "soak": soaks, "rss_growth": growth})
 
 
