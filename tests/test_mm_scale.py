@@ -195,29 +195,45 @@ class PointCounter(sched.Scheduler):
         return super().wait_until(cond, what, timeout)
 
 
-@pytest.mark.parametrize("mode", ["stop-machine", "seqcount"])
-def test_the_zonelist_rebuild_points_per_entry_only_where_readers_walk_it(mode: str) -> None:
+class ControlledPointCounter(PointCounter):
+    """Counts points as a controlled scheduler would see them (one runs at a time); the
+    calling thread is none of its model threads, so it records no accesses."""
+
+    controlled = True
+
+    def model_record(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("mode, controlled", [("stop-machine", False), ("stop-machine", True),
+                                              ("seqcount", False)])
+def test_the_zonelist_rebuild_points_per_entry_where_they_are_interleavings(
+        mode: str, controlled: bool) -> None:
     with built(nodes=8, cpus=8, zonelist_mode=mode) as system:
-        counter = PointCounter()
+        counter = ControlledPointCounter() if controlled else PointCounter()
         with sched.install(counter):
             build_all_zonelists(system)
         entries = sum(len(system.pgdat(nid).node_zonelists.zonerefs) for nid in range(8))
-        assert counter.labels["build_zonelists:list"] == 8
-        assert counter.labels["build_zonelists:entry"] == (entries if mode == "seqcount"
-                                                          else 0)
+        per_entry = mode == "seqcount" or controlled
+        assert counter.labels["build_zonelists:list"] == (0 if per_entry else 8)
+        assert counter.labels["build_zonelists:entry"] == (entries if per_entry else 0)
+        assert counter.labels["build_zonelists:trim"] == (8 if per_entry else 0)
 
 
-def test_the_mempolicy_chain_points_only_at_the_policies_it_changes() -> None:
+@pytest.mark.parametrize("controlled", [False, True])
+def test_the_mempolicy_chain_points_at_the_policies_it_changes_when_free_running(
+        controlled: bool) -> None:
     with built() as system, Tasks(system, "near", "far", "plain") as tasks:
         tasks.run("near", set_mempolicy, system, tasks["near"], Mempolicy(MPOL_PREFERRED, (1,)))
         tasks.run("far", set_mempolicy, system, tasks["far"], Mempolicy(MPOL_BIND, (0, 2)))
         far = tasks["far"].mempolicy
-        counter = PointCounter()
+        counter = ControlledPointCounter() if controlled else PointCounter()
         with sched.install(counter):
             for task in (tasks["near"], tasks["far"], tasks["plain"]):
                 system.policy_notifier.rebind(task, 1, "veto")
-        assert counter.labels["mempolicy:rebind"] == 1
-        assert tasks["near"].mempolicy.nodes != (1,) and tasks["far"].mempolicy is far
+        assert counter.labels["mempolicy:rebind"] == (3 if controlled else 1)
+        assert tasks["near"].mempolicy.nodes != (1,)
+        assert tasks["far"].mempolicy.nodes == far.nodes
 
 
 @pytest.mark.parametrize("controlled", [False, True])

@@ -144,10 +144,12 @@ class MempolicyNotifier:
         return NOTIFY_OK
 
     def rebind(self, task: "Task", nid: int, mode: str) -> None:
-        """Move ``task``'s policy off node ``nid`` (a policy without it stays as it is:
-        no store, no schedule point, so the chain's cost per task is one lock round)."""
+        """Move ``task``'s policy off node ``nid``. Free-running, a policy without the
+        node stays as it is: no store and no schedule point (the interpreter may switch
+        anywhere regardless), so the chain's cost per task is one lock round. Controlled,
+        every task's rebind is a point, the place a racing ``set_mempolicy`` can run."""
         with task.policy_lock:
             policy = task.mempolicy
-            if nid in policy.nodes:
+            if nid in policy.nodes or sched.active().controlled:
                 sched.point("mempolicy:rebind")
                 task.mempolicy = policy_offline_step(self.system, policy, nid, mode).policy

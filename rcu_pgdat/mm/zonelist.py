@@ -18,14 +18,17 @@ node-ordered zonelists do. ``build_all_zonelists`` rewrites every online node's 
 In both, a zone removed from the lists stays allocated until the remover's grace period
 has ended, so a walk that read the old entry still finds live memory.
 
-Schedule points: in ``seqcount`` mode before every entry, since allocators walk a list
-while it is rewritten and what they may see half-way is the point of the mode. In
-``stop-machine`` mode once per list: no reader that walks a zonelist inside a
+Schedule points: before every entry where they are the only places another thread can
+run, or where what a reader sees half-way is the point: in a controlled run (one model
+thread runs between two points, so each point is an interleaving the strategy may pick)
+and in ``seqcount`` mode (allocators walk a list while it is rewritten). Free-running
+in ``stop-machine`` mode, once per list: there the interpreter switches threads at any
+bytecode whatever the points, so a point reaches no state that a run cannot reach
+without it; it only offers an extra yield. No reader that walks a zonelist inside a
 non-preemptible section runs during the rewrite, and a preemptible one that caught a
-list half-written would hold only zones of the old or the new list, all live until the
-grace period, which is what it sees at a list boundary too. A point per entry there
-made the rebuild cost nodes squared yields (8,192 at 64 nodes) with every other task
-parked, for no state a bug needs.
+list half-written holds only zones of the old or the new list, all live until the
+grace period. A yield offer per entry made the rebuild cost nodes squared offers (8,192
+at 64 nodes) with every non-preemptible task parked, for no state a bug needs.
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ def zonelist_order(system: "System", nid: int) -> list[Zone]:
 
 def _rewrite(pgdat: PglistData, zones: list[Zone], each_entry: bool) -> None:
     refs = pgdat.node_zonelists.zonerefs
-    sched.point("build_zonelists:list")
+    if not each_entry:
+        sched.point("build_zonelists:list")
     for i, zone in enumerate(zones):
         if each_entry:
             sched.point("build_zonelists:entry")
@@ -86,7 +90,8 @@ def _rebuild_all(system: "System", each_entry: bool) -> None:
 def build_all_zonelists(system: "System") -> None:
     """Rebuild every online node's zonelist, in the run's zonelist mode (module doc)."""
     if system.config.zonelist_mode == "stop-machine":
-        system.stop_machine.run(lambda: _rebuild_all(system, each_entry=False),
+        each_entry = sched.active().controlled
+        system.stop_machine.run(lambda: _rebuild_all(system, each_entry),
                                 "build_all_zonelists")
     else:
         system.zonelist_seq.write_begin()
