@@ -64,6 +64,53 @@ def test_a_ruled_out_waiter_is_not_woken_to_find_its_condition_false(mode: str) 
         assert without[0] > with_ready[0]       # the hand-overs the ready test saved
 
 
+@pytest.mark.parametrize("mode", ["random", "pct"])
+def test_a_queued_acquire_unless_is_not_woken_while_the_lock_is_held(mode: str) -> None:
+    # The holder keeps the mutex for BUSY_STEPS points; the queued waiter evaluates its
+    # claim once when it queues and once when the lock is free, never in between (the
+    # scheduler's ready test runs in the deciding thread, not counted here). The
+    # baseline (the same wait without a ready test) shows the check can fail.
+    def program(evaluations: list[int], with_ready: bool) -> sched.ProgramFactory:
+        def make() -> sched.Program:
+            m = sched.Mutex("m")
+            done, holding = [False], [False]
+
+            def counted() -> bool:        # counts the waiter's own evaluations
+                if sched.current_name() == "waiter":
+                    evaluations[0] += 1
+                return done[0]
+
+            def holder() -> None:
+                with m:
+                    holding[0] = True
+                    for i in range(BUSY_STEPS):
+                        sched.point(f"holds {i}")
+
+            def waiter() -> None:
+                sched.wait_until(lambda: holding[0], "the holder holds m")
+                if with_ready:
+                    held = m.acquire_unless(counted)
+                else:
+                    held = sched.wait_until(lambda: counted() or m._lock.acquire(False),
+                                            "lock m")
+                    held = held and m.locked()
+                    if held:
+                        m.owner = sched.current_name()
+                if held:
+                    m.release()
+            return {"holder": holder, "waiter": waiter}
+        return make
+    for seed in range(3):
+        queued, plain = [0], [0]
+        run = sched.run_program(program(queued, True), sched.make_strategy(mode, seed,
+                                                                           steps=BUSY_STEPS))
+        assert run.outcome is Outcome.OK
+        assert queued[0] <= 2
+        sched.run_program(program(plain, False), sched.make_strategy(mode, seed,
+                                                                     steps=BUSY_STEPS))
+        assert plain[0] > queued[0]
+
+
 def test_points_inside_a_ready_test_do_nothing() -> None:
     def noisy(state: dict[str, bool]) -> Callable[[], Any]:
         def test() -> bool:

@@ -82,6 +82,8 @@ class Mutex:
         For waiters that may find their work done by the holder meanwhile (a grace
         period another updater ran for them): they stop queueing then, instead of
         winning the lock once per holder, which with ``n`` contenders costs ``n`` turns.
+        ``done`` must be a pure test (no effect, no blocking): a controlled scheduler
+        evaluates ``done() or free`` in the deciding thread to skip waiters that cannot go on.
         """
         _state.might_sleep(f"lock {self.name}")
         me = _state.active.current_name()
@@ -93,7 +95,8 @@ class Mutex:
                 return True
             held = self._lock.acquire(False)
             return held
-        _state.active.wait_until(ready, f"lock {self.name}")
+        _state.active.wait_until(ReadyCond(ready, lambda: done() or self.free()),
+                                 f"lock {self.name}")
         if held:
             self.owner = me
         return held
