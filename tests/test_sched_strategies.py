@@ -60,3 +60,21 @@ def test_unknown_names_and_search_modes_are_refused_with_the_choices() -> None:
 def test_the_older_pct_steps_keyword_still_sets_the_run_length() -> None:
     strategy = sched.make_strategy("pct", 2, pct_steps=77)
     assert strategy.describe()["steps"] == 77
+
+
+def test_a_decision_carries_each_candidates_label() -> None:
+    # What POS reads races from: the labels the scheduler puts in a decision must be
+    # the points the candidates wait at (a decision built without them asks the view).
+    seen: list[int] = []
+
+    class Checking(sched.RandomStrategy):
+        def choose(self, d: sched.Decision) -> str:
+            expected = tuple(d.label_of(n) or "" for n in d.candidates)
+            assert d.labels == expected, (d.labels, expected)
+            bare = sched.Decision(d.step, d.index, d.candidates, d.prev, d.blocked, d._view)
+            assert bare.candidate_labels() == expected
+            seen.append(len(d.candidates))
+            return super().choose(d)
+    run = sched.run_program(use_after_free(correct=True), Checking(3))
+    assert run.outcome in (sched.Outcome.OK, sched.Outcome.FAILED) and seen
+    assert max(seen) > 1                          # decisions with a choice were checked

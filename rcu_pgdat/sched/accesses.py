@@ -47,7 +47,7 @@ recording = False
 WRITES = frozenset({"write", "delete", "free", "mutate"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Access:
     """One access: ``thread`` did ``op`` to ``what`` (``root``'s ``field``) at ``where``."""
 
@@ -88,6 +88,9 @@ class AccessLog:
             self.writes += 1
 
 
+_BASENAMES: dict[str, str] = {}     # a code object's file -> its base name (a cache)
+
+
 def note(op: str, root: object, field: str, what: str | None = None, depth: int = 1) -> None:
     """Record an access by the calling model thread to ``root``'s ``field``.
 
@@ -103,7 +106,11 @@ def note(op: str, root: object, field: str, what: str | None = None, depth: int 
     if me is None:
         return
     frame = sys._getframe(depth)
-    where = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+    path = frame.f_code.co_filename
+    base = _BASENAMES.get(path)
+    if base is None:
+        base = _BASENAMES[path] = os.path.basename(path)
+    where = f"{base}:{frame.f_lineno}"
     if what is None:
         what = f"{type(root).__name__}.{field}" if field != "*" else type(root).__name__
     run.access_log.add(max(0, int(run.now()) - 1), me.name, op, root, field, what, where)  # type: ignore[attr-defined]

@@ -283,6 +283,7 @@ class ControlledScheduler(Scheduler):
         self._tls = threading.local()
         # Guarded by _lock (and written only by the token holder while the run is on):
         self._threads: list[_Thread] = []              # start order, finished included
+        self._live: list[_Thread] = []                 # ... the unfinished ones, same order
         self._by_name: dict[str, _Thread] = {}         # latest thread of each name
         self._running: _Thread | None = None           # the token holder
         self._prev: _Thread | None = None              # ran the last step
@@ -543,47 +544,53 @@ class ControlledScheduler(Scheduler):
         A waiter whose epoch moved is offered only if its ``ready`` test (when it gave
         one) does not rule it out; a false ``ready`` proves the condition false as of
         now, so its epoch is brought up to date and invariant B holds again.
+
+        Ready tests run here, in the deciding thread: pure by contract, so the thread
+        that evaluates them does not matter; points inside them are no-ops (the decider
+        is marked as inside a condition, as ``_eval`` does for a waiter). An error
+        counts as "may go on": the waiter then evaluates its own condition and meets
+        the error itself.
         """
         clock, epoch = self._clock, self._epoch
         out = []
-        for t in live:
-            status = t.status
-            if status is _RUNNABLE:
-                out.append(t)
-            elif status is _BLOCKED:
-                if t.deadline is not None and t.deadline <= clock:
-                    out.append(t)
-                elif t.waits and t.epoch < epoch:
-                    if t.ready is not None and not self._ready(t):
-                        t.epoch = epoch
-                    else:
-                        out.append(t)
-        return out
-
-    def _ready(self, t: _Thread) -> bool:
-        """Evaluate waiter ``t``'s ``ready`` test here, in the deciding thread.
-
-        The test is pure by contract, so the thread that evaluates it does not matter;
-        points inside it are no-ops (the decider is marked as inside a condition, as
-        ``_eval`` does for a waiter). An error counts as "may go on": the waiter then
-        evaluates its own condition and meets the error itself.
-        """
-        me: _Thread | None = getattr(self._tls, "me", None)
-        if me is not None:
-            was, me.in_cond = me.in_cond, True
+        me: _Thread | None = None
+        was = marked = False
         try:
-            return bool(t.ready() if t.ready is not None else True)
-        except Exception:  # noqa: BLE001 - the waiter's own evaluation reports it
-            return True
+            for t in live:
+                status = t.status
+                if status is _RUNNABLE:
+                    out.append(t)
+                elif status is _BLOCKED:
+                    if t.deadline is not None and t.deadline <= clock:
+                        out.append(t)
+                    elif t.waits and t.epoch < epoch:
+                        ready = t.ready
+                        if ready is None:
+                            out.append(t)
+                            continue
+                        if not marked:
+                            marked = True
+                            me = getattr(self._tls, "me", None)
+                            if me is not None:
+                                was, me.in_cond = me.in_cond, True
+                        try:
+                            ok = ready()
+                        except Exception:  # noqa: BLE001 - the waiter's evaluation reports it
+                            ok = True
+                        if ok:
+                            out.append(t)
+                        else:
+                            t.epoch = epoch
         finally:
             if me is not None:
                 me.in_cond = was
+        return out
 
     def _dispatch_locked(self) -> None:
         """Hand the token to the next thread, or end the run."""
         self._running = None
         while self._outcome is None:
-            live = [t for t in self._threads if t.status != _FINISHED]
+            live = self._live
             if not live:
                 self._end_locked(Outcome.OK, "")
                 return
@@ -604,15 +611,18 @@ class ControlledScheduler(Scheduler):
                     and self._clock - self._last_progress >= self.livelock_steps):
                 self._end_locked(Outcome.LIVELOCK, self._livelock_report(live))
                 return
-            first_ask = self._asked_index != len(self._steps)
+            index = len(self._steps)
+            first_ask = self._asked_index != index
             if first_ask:
-                self._asked_index = len(self._steps)
+                self._asked_index = index
                 self._blocked_now = []
-            decision = Decision(self._clock, len(self._steps), tuple(t.name for t in cands),
-                                self._prev.name if self._prev else None,
+            prev = self._prev
+            decision = Decision(self._clock, index, tuple([t.name for t in cands]),
+                                prev.name if prev is not None else None,
                                 tuple(self._blocked_now), self,
-                                prev_yielded=bool(self._prev and self._prev.yielded
-                                                  and self._prev.status == _RUNNABLE))
+                                prev is not None and prev.yielded
+                                and prev.status is _RUNNABLE,
+                                tuple([t.label for t in cands]))
             if first_ask:
                 self._first_default = decision.default
             try:
@@ -624,7 +634,11 @@ class ControlledScheduler(Scheduler):
             if name is None:
                 self._end_locked(Outcome.ABANDONED, "the strategy abandoned the run")
                 return
-            chosen = next((t for t in cands if t.name == name), None)
+            chosen = None
+            for t in cands:
+                if t.name == name:
+                    chosen = t
+                    break
             if chosen is None:
                 self._internal = UsageError(
                     f"strategy {self.strategy.name} chose {name!r} at step {self._clock}, "
@@ -700,6 +714,7 @@ class ControlledScheduler(Scheduler):
                 raise UsageError(f"a model thread named {rec.name!r} is already running; "
                                  "names identify threads in traces, make them unique")
             self._threads.append(rec)
+            self._live.append(rec)
             self._by_name[rec.name] = rec
             if self._outcome is not None:
                 rec.wake = _STOP
@@ -727,6 +742,7 @@ class ControlledScheduler(Scheduler):
         finally:
             with self._lock:
                 rec.status = _FINISHED
+                self._live.remove(rec)
                 if self._running is rec:
                     self._dispatch_locked()
                 self._cv.notify_all()

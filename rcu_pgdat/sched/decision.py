@@ -29,7 +29,7 @@ class _View(Protocol):
     def probe_only(self, name: str) -> bool: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)      # slots: built at every step, 1 us less
 class Decision:
     """One question to a strategy: which candidate runs step ``step``?
 
@@ -38,7 +38,9 @@ class Decision:
     it stopped at a schedule point, and then running anyone else is a *preemption*.
     ``blocked`` lists threads picked for this step that turned out to be still blocked.
     ``prev_yielded``: ``prev`` stopped at a voluntary yield point (``sched.yield_point``,
-    the model's ``cond_resched()``), offering the CPU to others.
+    the model's ``cond_resched()``), offering the CPU to others. ``labels``: the
+    schedule point each candidate waits at, in ``candidates`` order (empty when whoever
+    built the decision did not fill it in; :meth:`label_of` always answers).
     """
 
     step: int
@@ -48,6 +50,7 @@ class Decision:
     blocked: tuple[str, ...]
     _view: _View = field(repr=False, compare=False)
     prev_yielded: bool = False
+    labels: tuple[str, ...] = ()
 
     @property
     def default(self) -> str:
@@ -69,6 +72,12 @@ class Decision:
         """Whether running ``name`` preempts ``prev`` (a switch at a yield does not)."""
         return (self.prev is not None and name != self.prev and self.prev in self.candidates
                 and not self.prev_yielded)
+
+    def candidate_labels(self) -> tuple[str, ...]:
+        """The schedule point of each candidate, in ``candidates`` order."""
+        if len(self.labels) == len(self.candidates):
+            return self.labels
+        return tuple(self._view.label_of(n) or "" for n in self.candidates)
 
     def label_of(self, name: str) -> str | None:
         """The schedule point ``name`` waits at (``None``: no such thread in this run)."""

@@ -76,21 +76,22 @@ class POSStrategy(Strategy):
         self._last_index = -1
         self._ran_from: dict[str, str] = {}  # the label each thread last ran from
         self._yields = 0                     # voluntary yields so far
+        self._objects: dict[str, str] = {}   # label -> label_object(label), a cache
 
     def choose(self, d: Decision) -> str:
         if d.index != self._last_index:       # first question for this step
             self._last_index = d.index
             self._account(d)
-        best, top = None, float("-inf")
+        best, top, at = None, float("-inf"), 0
         priority = self._priority
-        for name in d.candidates:
+        for i, name in enumerate(d.candidates):
             p = priority.get(name)
             if p is None:
                 p = priority[name] = self._rng.random()
             if p > top:
-                best, top = name, p
+                best, top, at = name, p, i
         assert best is not None, "a decision has at least one candidate"
-        self._ran_from[best] = d.label_of(best) or ""
+        self._ran_from[best] = d.candidate_labels()[at]
         return best
 
     def _account(self, d: Decision) -> None:
@@ -106,9 +107,17 @@ class POSStrategy(Strategy):
                 priority[prev] = rng.random()
         if not ran:
             return
-        obj = label_object(ran)
-        for name in d.candidates:
-            if name != prev and label_object(d.label_of(name) or "") == obj:
+        objects = self._objects
+        obj = objects.get(ran)
+        if obj is None:
+            obj = objects[ran] = label_object(ran)
+        for name, label in zip(d.candidates, d.candidate_labels(), strict=True):
+            if name == prev:
+                continue
+            other = objects.get(label)
+            if other is None:
+                other = objects[label] = label_object(label)
+            if other == obj:
                 priority[name] = rng.random()
 
     def describe(self) -> dict[str, Any]:
