@@ -44,6 +44,9 @@ class Topology:
     pages_per_zone: tuple[int, ...] = (64, 256, 256)
     distance: tuple[tuple[int, ...], ...] = ()
     cpu_to_node: tuple[int, ...] = field(default=())
+    #: ``nodes_by_distance`` of every node, computed once (the topology never changes).
+    _by_distance: tuple[tuple[int, ...], ...] = field(init=False, repr=False, compare=False,
+                                                      default=())
 
     def __post_init__(self) -> None:
         if self.nr_nodes < 1:
@@ -60,6 +63,10 @@ class Topology:
             object.__setattr__(self, "cpu_to_node",
                                tuple(cpu % self.nr_nodes for cpu in range(self.nr_cpus)))
         self._validate_maps()
+        object.__setattr__(self, "_by_distance", tuple(
+            tuple(sorted(range(self.nr_nodes), key=lambda other: (self.distance[nid][other],
+                                                                 other)))
+            for nid in range(self.nr_nodes)))
 
     def _validate_maps(self) -> None:
         n = self.nr_nodes
@@ -79,7 +86,7 @@ class Topology:
 
     def nodes_by_distance(self, nid: int) -> list[int]:
         """All nodes, nearest to ``nid`` first (ties broken by node id: deterministic)."""
-        return sorted(range(self.nr_nodes), key=lambda other: (self.distance[nid][other], other))
+        return list(self._by_distance[nid])
 
     def cpus_of(self, nid: int) -> list[int]:
         """CPUs that belong to node ``nid`` by the boot-time map."""

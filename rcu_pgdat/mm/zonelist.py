@@ -46,20 +46,30 @@ __all__ = ["ZONELIST_MODES", "build_all_zonelists", "zonelist_order"]
 ZONELIST_MODES = ("stop-machine", "seqcount")
 
 
+def _live_zones(system: "System") -> dict[int, list[Zone]]:
+    """Each node a zonelist may lead to now (online, not being removed): its zones,
+    highest first. Called by the remover (or by boot code) only."""
+    live: dict[int, list[Zone]] = {}
+    for nid in range(system.topology.nr_nodes):
+        if not system.node_online.test(nid) or system.node_removing.test(nid):
+            continue
+        pgdat = system.node_data[nid]
+        if pgdat is not None:
+            live[nid] = list(reversed(pgdat.node_zones))
+    return live
+
+
+def _order(system: "System", nid: int, live: dict[int, list[Zone]]) -> list[Zone]:
+    return [zone for other in system.topology.nodes_by_distance(nid) if other in live
+            for zone in live[other]]
+
+
 def zonelist_order(system: "System", nid: int) -> list[Zone]:
     """The zones ``nid``'s zonelist should hold now: online nodes by distance.
 
     Called by the remover (or by boot code) only; nodes being removed are left out.
     """
-    zones: list[Zone] = []
-    for other in system.topology.nodes_by_distance(nid):
-        if not system.node_online.test(other) or system.node_removing.test(other):
-            continue
-        pgdat = system.node_data[other]
-        if pgdat is None:
-            continue
-        zones.extend(reversed(pgdat.node_zones))
-    return zones
+    return _order(system, nid, _live_zones(system))
 
 
 def _rewrite(pgdat: PglistData, zones: list[Zone], each_entry: bool) -> None:
@@ -79,12 +89,15 @@ def _rewrite(pgdat: PglistData, zones: list[Zone], each_entry: bool) -> None:
 
 
 def _rebuild_all(system: "System", each_entry: bool) -> None:
+    """Rewrite every online node's list. The nodes' states and zones are read once for
+    all lists: only the remover, which runs this, changes them."""
+    live = _live_zones(system)
     for nid in range(system.topology.nr_nodes):
         if not system.node_online.test(nid):
             continue
         pgdat = system.node_data[nid]
         if pgdat is not None:
-            _rewrite(pgdat, zonelist_order(system, nid), each_entry)
+            _rewrite(pgdat, _order(system, nid, live), each_entry)
 
 
 def build_all_zonelists(system: "System") -> None:
