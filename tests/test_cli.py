@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -165,8 +166,9 @@ def test_stuck_reader_is_reported_as_a_stall() -> None:
     # What was exceeded, what progress the run would have shown, how far the remover got.
     assert "over the configured limit (--stall-timeout 1): no remover step and none of " \
            "remover cycle, rcu:user: grace period" in proc.stdout
-    assert "Remover so far: 0 offline/online operation(s) finished; now in phase " \
-           "'offline node" in proc.stdout
+    # Every thread starts at once: the remover may finish a cycle before the reader sticks.
+    assert re.search(r"Remover so far: \d+ offline/online operation\(s\) finished"
+                     r"( \([^)]*\))?; now in phase '(off|on)line node", proc.stdout)
     assert "thread iterator-0:" in proc.stdout         # every thread's stack is shown
     assert "running=['iterator-0']" in proc.stdout     # who holds the remover up
     assert last_line(proc.stdout) == "--- End of test: FAILURE"
