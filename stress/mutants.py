@@ -24,9 +24,10 @@ from rcu_pgdat.harness import is_controlled, seeded_modes
 from rcu_pgdat.mutants import MUTANTS, Mutant, catalogue_config
 from rcu_pgdat.sched import SWEEP_DEFAULT
 
+from .build import StressResult
 from .run import RunConfig, run
 
-__all__ = ["main", "Catch", "catch"]
+__all__ = ["main", "Catch", "catch", "run_one"]
 
 #: The modes a catalogue run may use: every mode in which one seed makes one run.
 MODES = seeded_modes()
@@ -54,19 +55,22 @@ class Catch:
         return f"seed {self.seed}"
 
 
+def run_one(mutant: Mutant, mode: str, seed: int, seconds: float) -> StressResult:
+    """One run of ``mutant`` in ``mode`` with ``seed`` (``seconds`` long when free-running)."""
+    values = catalogue_config(mutant)
+    if not is_controlled(mode):
+        values.pop("steps", None)
+        return run(RunConfig(**values, sched=mode, seed=seed, duration=seconds), status=None)
+    return run(RunConfig(**values, sched=mode, seed=seed), status=None)
+
+
 def catch(mutant: Mutant, mode: str, budget: int, seconds: float) -> Catch:
     """Try ``mutant`` in ``mode``: up to ``budget`` seeds (each ``seconds`` long when
     free-running); stops at the first run that reports anything."""
     started = time.monotonic()
-    values = catalogue_config(mutant)
     result = Catch(mutant.name, mode, False)
     for seed in range(1, budget + 1):
-        if not is_controlled(mode):
-            values.pop("steps", None)
-            cfg = RunConfig(**values, sched=mode, seed=seed, duration=seconds)
-        else:
-            cfg = RunConfig(**values, sched=mode, seed=seed)
-        outcome = run(cfg, status=None)
+        outcome = run_one(mutant, mode, seed, seconds)
         result.runs += 1
         if outcome.violations:
             first = outcome.violations[0]

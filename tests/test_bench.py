@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from rcu_pgdat.rcu import Memb
 from stress import bench, cli
 from stress import run as stress_run
-from stress.bench import _common, _plot, catch_time, latency, overhead, read_side, scale, seeds
+from stress.bench import (_common, _plot, catch_rate, catch_time, latency, overhead, read_side,
+                          scale, seeds)
 from stress.bench import throughput
 from stress.bench.targets import (NO_WAIT_FLAVOR, no_wait_program, rcu_program, srcu_program,
                                   wrong_flavor_program)
@@ -322,6 +323,27 @@ def test_a_mode_that_raises_shows_error_and_the_others_still_run(
     assert pct.error and not pct.caught and pct.detail.startswith("NotImplementedError")
     assert got["posted"]["stress"][0].caught
     assert catch_time._cell([pct], 5.0) == "error"
+
+
+def test_catch_rate_counts_a_seed_only_when_its_first_violation_is_the_bug(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from rcu_pgdat.check import Kind
+    from rcu_pgdat.mutants import MUTANTS
+    first = {1: Kind.USE_AFTER_FREE, 2: Kind.DEADLOCK, 3: None}   # caught, wrong, clean
+    runs: list[tuple[str, str, int, float]] = []
+
+    def run_one(mutant: Any, mode: str, seed: int, seconds: float) -> Any:
+        runs.append((mutant.name, mode, seed, seconds))
+        kind = first[seed]
+        return mock.Mock(elapsed=0.25 * seed,
+                         violations=[] if kind is None else [mock.Mock(kind=kind, subject="")])
+    monkeypatch.setattr(catch_rate, "run_one", run_one)
+    assert catch_rate.caught_within("posted", range(1, 4), 2.0) == [0.25, None, None]
+    assert runs == [("posted", "stress", seed, 2.0) for seed in (1, 2, 3)]
+    monkeypatch.setattr(catch_rate, "MUTANTS", {"posted": MUTANTS["posted"]})
+    sec = catch_rate.section(_common.Options(quick=True))       # seeds 1..2
+    assert sec.rows == [["posted", "1/2", 0.25]]
+    assert sec.data["caught"] == {"posted": [0.25, None]}
 
 
 def test_the_mutant_catalogue_plugs_in_as_model_targets() -> None:

@@ -4,9 +4,9 @@ Performance has two faces here. The RFC chose RCU because it costs readers the l
 the *read-side*, *throughput*, *gp-latency* and *callbacks* sections measure the
 protection schemes. A verifier is only as good as how fast it finds bugs: the
 *oracles*, *controlled*, *model-speed* (controlled mode on the whole model),
-*detection* (seeds to catch every mutant, per strategy), *catch-time*, *seeds*, *scale*
-and *intercept* (explicit points vs interception vs instrumentation) sections measure
-the harness.
+*detection* (seeds to catch every mutant, per strategy), *catch-time*, *seeds*,
+*catch-rate* (free-running catches over the same seeds), *scale* and *intercept*
+(explicit points vs interception vs instrumentation) sections measure the harness.
 
 One tool: each section is a module of this package (``SECTIONS`` says which).
 
@@ -79,6 +79,8 @@ SECTIONS: dict[str, tuple[str, str]] = {
                    "catch_time:section"),
     "seeds": ("seeds to find each narrow race per mode (the scheduler's own sweep)",
               "seeds:section"),
+    "catch-rate": ("seeds of 1..N whose free-running run catches each mutant in S seconds",
+                   "catch_rate:section"),
     "scale": ("remover ops/s at 16, 64 and 256 threads; peak RSS at 1x and 10x a soak",
               "scale:section"),
     "intercept": ("schedules/s: explicit points vs interception vs instrumentation",
