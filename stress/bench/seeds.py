@@ -27,10 +27,12 @@ from rcu_pgdat.sched.examples import RACES
 
 from ._common import Options, Section
 
-__all__ = ["MODES", "CONTROLLED", "measure", "section"]
+__all__ = ["MODES", "CONTROLLED", "SEEDS", "measure", "section"]
 
 MODES = ("naive", "stress", "random", "pct-d2", "pct-d3", "dfs")
 CONTROLLED = ("random", "pct-d2", "pct-d3")
+#: Seeds per race and mode: under ``--quick``, and in a full run.
+SEEDS = (40, 300)
 
 
 def _sweep(make: sched.ProgramFactory, mode: str, seeds: range) -> sched.SweepResult:
@@ -57,7 +59,7 @@ def section(opts: Options) -> Section:
     """Seeds to find each narrow race, per mode, over a fixed range of seeds; the
     correct twin of each race, swept the same way in the controlled modes, must show
     no failure (a note with ``!!!`` otherwise)."""
-    seeds = opts.pick(40, 300)
+    seeds = opts.pick(*SEEDS)
     work = 6
     rows: list[list[Any]] = []
     data: dict[str, Any] = {}
