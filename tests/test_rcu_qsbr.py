@@ -16,6 +16,7 @@ import pytest
 from rcu_pgdat import sched
 from rcu_pgdat.errors import UnbalancedUnlockError, UnregisteredThreadError, UsageError
 from rcu_pgdat.rcu import QSBR
+from rcu_pgdat.rcu.qsbr import OFFLINE
 from test_rcu_support import (  # noqa: F401  (fixtures)
     HANDSHAKE,
     NO_WAIT,
@@ -31,6 +32,18 @@ class NoOfflineQSBR(QSBR):
 
     @contextlib.contextmanager
     def _quiescent_while_blocked(self) -> Iterator[None]:
+        yield
+
+
+class StaysOfflineQSBR(QSBR):
+    """Broken: a registered thread goes offline for its wait and never comes back, so
+    its later sections hold no grace period up."""
+
+    @contextlib.contextmanager
+    def _quiescent_while_blocked(self) -> Iterator[None]:
+        rec = self._own_record()
+        if rec is not None and rec.ctr != OFFLINE:
+            self.thread_offline()
         yield
 
 
@@ -128,7 +141,24 @@ def test_registered_updaters_are_quiescent_while_they_wait(
             rec.ctr = 0
     for u in updaters:
         u.join()
-    assert online_after == [True, True] or is_broken
+    flavor.shutdown()
+
+
+@pytest.mark.parametrize(("cls", "is_broken"), [(QSBR, False), (StaysOfflineQSBR, True)])
+def test_an_updater_is_back_online_after_its_wait(
+        recorder: WaitRecorder, cls: type[QSBR], is_broken: bool) -> None:
+    """Offline for the wait only: the updater's next section must hold grace periods up
+    again, which only an online stamp does."""
+    flavor = cls()
+    reader = IdleReader(flavor, "updater")
+    online_after: list[bool] = []
+
+    def wait_then_look() -> None:
+        flavor.synchronize()
+        online_after.append("online" in repr(flavor._own_record()))
+
+    reader.then(wait_then_look)
+    assert online_after == [not is_broken]
     flavor.shutdown()
 
 
