@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import foreground
 from stress import bisect, cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,10 +229,14 @@ class NamedBadly(UserRCU):
 _STEP_FLAGS = ("--quiet", "--scenario", "TINY", "--sched", "random", "--steps", "2000")
 
 
+def _step_cmd(work_tree: Path, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "stress", "bisect", "--step", "--repo", str(work_tree),
+            "--", *_STEP_FLAGS, *flags]
+
+
 def step(work_tree: Path, *flags: str) -> subprocess.Popen[str]:
     """``rcu-pgdat-stress bisect --step`` as git bisect run starts it, output merged."""
-    return subprocess.Popen([sys.executable, "-m", "stress", "bisect", "--step", "--repo",
-                             str(work_tree), "--", *_STEP_FLAGS, *flags], cwd=work_tree,
+    return subprocess.Popen(_step_cmd(work_tree, *flags), cwd=work_tree,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -262,17 +267,20 @@ def test_step_skips_a_plugin_that_does_not_import(tmp_path: Path) -> None:
 
 
 def test_step_interrupted_aborts_the_bisection(tmp_path: Path) -> None:
-    """Ctrl-C reaches the step while its run is inside the plug-in: exit 130."""
-    fifo = tmp_path / "inside"
-    os.mkfifo(fifo)
-    action = (f"open({str(fifo)!r}, 'w').write('x'); threading.Event().wait()")
+    """Ctrl-C reaches the step while its run is inside the plug-in: exit 130.
+
+    The plug-in says on the pipe that it is inside ``read_lock()`` and then blocks where
+    no scheduler sees it (no interception) with a hang bound longer than the test's:
+    only the signal can end the run, however late it arrives."""
+    action = "print('plug-in: inside read_lock', flush=True); threading.Event().wait()"
     (tmp_path / "misbehave.py").write_text(_MISBEHAVING.replace("ACTION", action))
-    proc = step(tmp_path, "--flavor", "misbehave:Plugin")
-    with open(fifo) as inside:               # returns once the run is in read_lock()
-        assert inside.read() == "x"
-    proc.send_signal(signal.SIGINT)          # Ctrl-C, delivered here to the step alone
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out
+    child = foreground.start(_step_cmd(tmp_path, "--flavor", "misbehave:Plugin",
+                                       "--no-intercept", "--stall-timeout", "600"),
+                             cwd=tmp_path, merge=True)
+    child.wait_for(lambda line: "plug-in: inside read_lock" in line, stream="stdout")
+    child.proc.send_signal(signal.SIGINT)    # Ctrl-C, delivered here to the step alone
+    out, _ = child.finish()
+    assert child.proc.returncode == 130, out
     assert "interrupted" in out
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import foreground
+
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 
@@ -145,15 +147,15 @@ def test_list_scenarios_and_flags_override_them(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_prints_partial_summary_and_exits_130() -> None:
+    """Ctrl-C once the workers run (the first status line says so): a partial summary,
+    exit 130. The run is as long as the test's bound: only the signal can end it."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "stress", "--duration", "60"], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    proc.stderr.readline()                  # the parameter echo: the run has started
-    proc.stderr.readline()                  # a first status line: workers are running
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, out
+    child = foreground.start([sys.executable, "-m", "stress", "--duration", "600"],
+                             cwd=ROOT, env=env)
+    child.wait_for(lambda line: "offline/online=" in line)     # a status line: running
+    child.proc.send_signal(signal.SIGINT)
+    out, err = child.finish()
+    assert child.proc.returncode == 130, out + err
     assert "--- Summary after" in out
     assert last_line(out) == "--- End of test: INTERRUPTED"
 
