@@ -24,18 +24,29 @@ from typing import Callable
 from rcu_pgdat.errors import TraceError
 from rcu_pgdat.harness import Limits, Session, execute, replay, settle, shrink_same_kind
 from rcu_pgdat.harness import step_budget
+from rcu_pgdat.mm.topology import ZONE_NAMES
 from rcu_pgdat.sched import Trace
 
 from .build import Built, StressResult, build
 from .config import RunConfig
 
-__all__ = ["run_controlled", "limits", "livelock_bound", "config_from_trace",
-           "SweepReport", "sweep_seeds", "WIND_DOWN_STEPS"]
+__all__ = ["run_controlled", "limits", "livelock_bound", "wind_down_steps",
+           "config_from_trace", "SweepReport", "sweep_seeds", "WIND_DOWN_STEPS"]
 
 #: The least room a stress run gets to wind down after its workers' budget: a remover
 #: finishing its cycle (an offline waits up to ``offline_timeout`` steps, a sleeper
 #: sleeps up to ``sleep_time``) and the callback workers draining.
 WIND_DOWN_STEPS = 20_000
+#: Zonelist rebuilds a remover cycle under way may still do (offline, rollback, online,
+#: with room to spare).
+REBUILDS_PER_CYCLE = 4
+
+
+def wind_down_steps(cfg: RunConfig) -> int:
+    """Room to wind down that follows the machine: ``WIND_DOWN_STEPS`` plus the schedule
+    points of the rebuilds a remover cycle may still do, each a point per zonelist
+    entry of every node (nodes x nodes x zones), so a large machine is not a stall."""
+    return WIND_DOWN_STEPS + REBUILDS_PER_CYCLE * cfg.nodes * cfg.nodes * len(ZONE_NAMES)
 
 
 def livelock_bound(cfg: RunConfig) -> int:
@@ -45,7 +56,7 @@ def livelock_bound(cfg: RunConfig) -> int:
 
 def limits(cfg: RunConfig) -> Limits:
     """The bounds of a controlled run of ``cfg``; the trace carries its parameters."""
-    return Limits(max_steps=step_budget(cfg.steps, WIND_DOWN_STEPS),
+    return Limits(max_steps=step_budget(cfg.steps, wind_down_steps(cfg)),
                   hang_timeout=cfg.stall_timeout, livelock_steps=livelock_bound(cfg),
                   meta={"params": cfg.as_dict()}, intercept=cfg.intercept,
                   instrument=cfg.instrument)
@@ -76,7 +87,8 @@ def run_controlled(cfg: RunConfig) -> StressResult:
 
 
 def config_from_trace(path: str) -> RunConfig:
-    """The run parameters a trace file was recorded with (``--replay FILE``)."""
+    """The run parameters a trace file was recorded with (``--replay FILE``), not yet
+    validated (``RunConfig.validate`` says what is wrong with them)."""
     trace = Trace.load(path)
     params = trace.meta.get("params") if isinstance(trace.meta, dict) else None
     if not isinstance(params, dict):
@@ -88,6 +100,9 @@ def config_from_trace(path: str) -> RunConfig:
         raise TraceError(f"{path}: unknown run parameters {unknown}: recorded by another "
                          "version of rcu-pgdat-stress")
     values = dict(params, replay=path, shrink_runs=0)
+    for name in ("inject", "instrument"):             # JSON has lists, not tuples
+        if isinstance(values.get(name), list):
+            values[name] = tuple(values[name])
     return RunConfig(**values)
 
 

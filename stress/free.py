@@ -66,22 +66,27 @@ class _Watchdog:
         self.last_mark: tuple[int, int] = (-1, -1)
         self.last_change = time.monotonic()
 
-    def check(self) -> bool:
-        """``True`` (and a report) when nothing progressed for the limit."""
+    def idle(self) -> float:
+        """Seconds since the remover or the configuration last made progress."""
         now = time.monotonic()
         mark = (self.system.remover.steps, self.scheduler.progress_count)
         if mark != self.last_mark:
             self.last_mark = mark
             self.last_change = now
-            return False
-        if now - self.last_change < self.timeout:
+        return now - self.last_change
+
+    def check(self) -> bool:
+        """``True`` (and a report) when nothing progressed for the limit."""
+        idle = self.idle()
+        if idle < self.timeout:
             return False
         remover = self.system.remover
         report_stall(self.system, "of the remover (writer stall)",
-                     f"No progress for {now - self.last_change:.1f}s, over the configured "
+                     f"No progress for {idle:.1f}s, over the configured "
                      f"limit ({self.limit_text}): no remover step and none of "
                      f"{', '.join(self.system.progress_kinds())}. Remover so far: "
-                     f"{remover.progress_report()}, for {now - remover.phase_since:.1f}s; "
+                     f"{remover.progress_report()}, for "
+                     f"{time.monotonic() - remover.phase_since:.1f}s; "
                      f"last progress: {self.scheduler.last_progress}")
         return True
 
@@ -142,21 +147,34 @@ def run_free(cfg: RunConfig, *, status: TextIO | None = sys.stderr,
             interrupted = True
         finally:
             ctx.stop.set()
-            stuck = _join(system, threads, cfg.stall_limit())
+            stuck = _join(system, threads, watchdog)
         if not stuck:
             built.check_at_rest()
     return built.result(cfg, time.monotonic() - started, interrupted=interrupted)
 
 
-def _join(system: System, threads: list[threading.Thread], timeout: float) -> list[str]:
-    """Wait (bounded) for the workers and the teardown; the ones that do not end are a
-    stall (a teardown stuck in a callback worker's shutdown, too)."""
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+#: A run winding down that keeps progressing is waited for at most this many stall
+#: limits in all: the run always ends.
+WIND_DOWN_LIMITS = 10
+
+
+def _join(system: System, threads: list[threading.Thread], watchdog: _Watchdog) -> list[str]:
+    """Wait for the workers and the teardown while they progress (a remover finishing
+    a long cycle on a large machine); the ones that do not end, after the stall limit
+    without progress or ``WIND_DOWN_LIMITS`` limits in all, are a stall."""
+    started = watchdog.last_change = time.monotonic()
+    why = ""
+    while any(t.is_alive() for t in threads):
+        if watchdog.idle() >= watchdog.timeout:
+            why = f"and made no progress for {watchdog.timeout:.1f}s after the end of the run"
+            break
+        if time.monotonic() - started >= WIND_DOWN_LIMITS * watchdog.timeout:
+            why = (f"within {WIND_DOWN_LIMITS * watchdog.timeout:.1f}s of the end of the run, "
+                   "although it kept progressing")
+            break
+        next(t for t in threads if t.is_alive()).join(timeout=0.05)
     stuck = [t.name for t in threads if t.is_alive()]
     if stuck:
         report_stall(system, f"of {', '.join(stuck)}",
-                     f"{', '.join(stuck)} did not stop within {timeout:.1f}s of the end of "
-                     "the run")
+                     f"{', '.join(stuck)} did not stop {why}")
     return stuck

@@ -17,9 +17,10 @@ from test_mm_support import built
 
 from rcu_pgdat import sched
 from rcu_pgdat.check import Kind
+from rcu_pgdat.mm.hotplug import REMOVERS, Remover
 from rcu_pgdat.mm.system import System, SystemConfig
 from rcu_pgdat.mm.task import Task
-from rcu_pgdat.mm.topology import Topology
+from rcu_pgdat.mm.topology import ZONE_NAMES, Topology
 from rcu_pgdat.rcu import QSBR
 from rcu_pgdat.rcu.srcu import SRCU
 from stress import controlled, workers
@@ -39,7 +40,7 @@ BOUND = 1500
 ])
 def test_each_scheme_names_the_progress_it_makes(scheme: str, kinds: tuple[str, ...]) -> None:
     with built(scheme=scheme) as system:
-        assert system.progress_kinds() == kinds
+        assert system.progress_kinds() == (*kinds, "node zonelist rebuilt")
 
 
 def _rwlock_run(leak: bool, cycles: int = 100, reads: int = 100_000) -> sched.ProgramFactory:
@@ -137,3 +138,41 @@ def test_a_livelock_report_names_the_progress_it_expected(
 def test_the_rwlock_scenario_runs_clean_over_a_hundred_seeds(strategy: str) -> None:
     report = sweep_seeds(RunConfig(scheme="rwlock", sched=strategy), range(100))
     assert not report.failed, report.summary()
+
+
+def _big_machine_cycle(nodes: int) -> sched.ProgramFactory:
+    """A remover offlining and onlining node 1 once on a machine whose zonelist rebuild
+    alone (nodes x nodes x zones schedule points) is longer than the livelock bound."""
+    def make() -> sched.Program:
+        config = SystemConfig(topology=Topology(nr_nodes=nodes, nr_cpus=nodes),
+                              offline_timeout=100.0)
+        system = System(config, QSBR(), SRCU("pgdat"))
+        remover_task = system.new_task("remover", reader=False)
+
+        def remover() -> None:
+            remover_task.enter()
+            system.remover.offline_node(1)
+            system.remover.online_node(1)
+            remover_task.exit()
+        return sched.Program({"remover": remover})
+    return make
+
+
+class SilentRebuildRemover(Remover):
+    """Broken: a rewritten zonelist is no sign of life (one long step per rebuild)."""
+
+    def advance(self, label: str) -> None:
+        self.steps += 1
+
+
+@pytest.mark.parametrize(("remover_cls", "is_broken"), [
+    (Remover, False), (SilentRebuildRemover, True)])
+def test_a_large_machine_is_not_a_livelock(monkeypatch: pytest.MonkeyPatch,
+                                          remover_cls: type[Remover], is_broken: bool) -> None:
+    monkeypatch.setitem(REMOVERS, "corrected", remover_cls)
+    nodes = 24
+    assert nodes * nodes * len(ZONE_NAMES) > BOUND          # one rebuild outlasts the bound
+    result = sched.run_program(_big_machine_cycle(nodes), sched.RandomStrategy(1),
+                               max_steps=200_000, livelock_steps=BOUND)
+    expected = sched.Outcome.LIVELOCK if is_broken else sched.Outcome.OK
+    assert result.outcome is expected, result.describe()

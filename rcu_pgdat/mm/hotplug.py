@@ -93,6 +93,13 @@ class Remover:
         self.phase_since = sched.now()
         self.steps += 1
 
+    def advance(self, label: str) -> None:
+        """A bounded piece of a long step is done (``label``, e.g. one node's zonelist
+        rewritten): a sign of life for the watchdog and progress for the livelock bound.
+        Steps whose length grows with the machine stay distinguishable from a stall."""
+        self.steps += 1
+        sched.progress(label)
+
     def finish(self, result: str) -> str:
         """An offline or online operation ended with ``result``: count it, as progress."""
         self.done[result] = self.done.get(result, 0) + 1

@@ -57,7 +57,7 @@ from .scheme import SCHEMES, RCUScheme, RWLockScheme, Scheme
 from .stop_machine import StopMachine
 from .task import Task
 from .topology import Topology
-from .zonelist import ZONELIST_MODES, build_all_zonelists
+from .zonelist import REBUILD_PROGRESS, ZONELIST_MODES, build_all_zonelists
 
 __all__ = ["NodeState", "System", "SystemConfig", "SystemStats"]
 
@@ -399,10 +399,11 @@ class System:
 
     def progress_kinds(self) -> tuple[str, ...]:
         """What this configuration notes as progress (``sched.progress``): finished
-        remover operations, and the grace periods, callbacks or write-side sections of
-        its scheme. A controlled run that notes none of them for its livelock bound is
-        a livelock; the report names them."""
-        return (REMOVER_PROGRESS,) + self.scheme.progress_kinds()
+        remover operations, the grace periods, callbacks or write-side sections of its
+        scheme, and each node's zonelist rewritten by a rebuild (long on a large
+        machine). A controlled run that notes none of them for its livelock bound is a
+        livelock; the report names them."""
+        return (REMOVER_PROGRESS,) + self.scheme.progress_kinds() + (REBUILD_PROGRESS,)
 
     # -- the remover's helpers -------------------------------------------------------
 

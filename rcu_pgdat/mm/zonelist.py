@@ -41,9 +41,13 @@ from .pgdat import PglistData, Zone
 if TYPE_CHECKING:
     from .system import System
 
-__all__ = ["ZONELIST_MODES", "build_all_zonelists", "zonelist_order"]
+__all__ = ["ZONELIST_MODES", "REBUILD_PROGRESS", "build_all_zonelists", "zonelist_order"]
 
 ZONELIST_MODES = ("stop-machine", "seqcount")
+#: The progress label of one node's zonelist rewritten (``sched.progress``): a rebuild
+#: rewrites nodes x zones entries, so on a large machine it is a long step of the
+#: remover that must not look like a stall or a livelock while it advances.
+REBUILD_PROGRESS = "node zonelist rebuilt"
 
 
 def _live_zones(system: "System") -> dict[int, list[Zone]]:
@@ -98,6 +102,7 @@ def _rebuild_all(system: "System", each_entry: bool) -> None:
         pgdat = system.node_data[nid]
         if pgdat is not None:
             _rewrite(pgdat, _order(system, nid, live), each_entry)
+            system.remover.advance(REBUILD_PROGRESS)
 
 
 def build_all_zonelists(system: "System") -> None:
