@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 import traceback
 from dataclasses import fields
@@ -36,6 +37,7 @@ from .plugins import FLAVORS, SRCU_DOMAINS, PluginError, load_instrumented
 from .report import params_line, summary, to_json
 from .run import run
 from .scenarios import DEFAULT_SCENARIO, SCENARIOS, describe
+from .exits import ExitCalled, exits_guarded
 from .usage import CommandLineError, Parser, fail, write_json
 
 __all__ = ["main", "EXIT_OK", "EXIT_VIOLATION", "EXIT_USAGE", "EXIT_SKIP", "EXIT_INTERRUPT"]
@@ -56,8 +58,8 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 
@@ -197,14 +199,20 @@ def _strategy_params() -> list[Param]:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """RunConfig defaults, then the scenario's values, then the flags given.
 
-    With ``--replay`` the parameters come from the trace file instead.
+    With ``--replay`` the parameters come from the trace file instead; they are checked
+    as flags are (a trace file may say anything).
     """
     if args.replay is not None:
         from .controlled import config_from_trace
         try:
-            return config_from_trace(args.replay)
-        except (TraceError, ValueError, TypeError) as exc:
+            cfg = config_from_trace(args.replay)
+            cfg.validate()
+        except (TraceError, ValueError) as exc:
             raise CommandLineError(f"--replay {args.replay}: {exc}") from None
+        if not is_controlled(cfg.sched):
+            raise CommandLineError(f"--replay {args.replay}: the trace was recorded with "
+                                   f"--sched {cfg.sched}, not a controlled mode")
+        return cfg
     name = args.scenario or DEFAULT_SCENARIO
     if name not in SCENARIOS:
         raise CommandLineError(f"unknown scenario {name!r}; --list-scenarios shows them")
@@ -257,14 +265,22 @@ class _Progress:
             self.stream.flush()
 
 
+class _CodeUnderTestExitError(Exception):
+    """The code under test ended the process outside the run's threads: exit 125."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (see the module docstring)."""
     try:
-        code = _main(list(sys.argv[1:] if argv is None else argv))
+        with exits_guarded():
+            code = _main(list(sys.argv[1:] if argv is None else argv))
     except CommandLineError as exc:
         return fail(PROG, exc, f" (see {PROG} --help)")
     except PluginError as exc:
         print(f"{PROG}: cannot load the code under test: {exc}", file=sys.stderr)
+        return EXIT_SKIP
+    except _CodeUnderTestExitError as exc:
+        print(f"{PROG}: the run could not be made: {exc}", file=sys.stderr)
         return EXIT_SKIP
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -276,11 +292,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: internal error (please report):\n{traceback.format_exc()}",
               file=sys.stderr)
         return EXIT_SKIP
-    except SystemExit as exc:              # argparse's --help; sys.exit() in code under test
+    except SystemExit as exc:              # a subcommand's --help or its own exit
         if exc.code is not None and not isinstance(exc.code, int):
             print(exc.code, file=sys.stderr)   # what the interpreter would do: exit 1
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     return _bisectable(code)
+
+
+def _exit_call(exc: SystemExit) -> str:
+    """How the code under test tried to end the process, as it would be written."""
+    if isinstance(exc, ExitCalled):
+        return f"os._exit({exc.status})"
+    return f"sys.exit({exc.code!r})" if exc.code is not None else "sys.exit()"
 
 
 def _bisectable(code: int) -> int:
@@ -302,7 +325,20 @@ def _main(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[argv[0]])
         return int(module.main(argv[1:]))
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:              # --help (argparse's errors are usage errors)
+        return exc.code if isinstance(exc.code, int) else 0
+    try:
+        return _run(args)
+    except SystemExit as exc:              # not in a worker: there it is a violation
+        raise _CodeUnderTestExitError(f"the code under test called {_exit_call(exc)} "
+                                      "outside the run's threads (while the run was built "
+                                      "or torn down)") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Everything after the command line is parsed (see ``_main``)."""
     if args.list_scenarios:
         print(describe())
         return EXIT_OK

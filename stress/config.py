@@ -9,6 +9,9 @@ listed in ``CHOICES`` (the CLI's ``choices=`` come from there too).
 
 from __future__ import annotations
 
+import math
+import types
+import typing
 from collections.abc import Collection
 from dataclasses import dataclass, fields
 from typing import Any
@@ -25,7 +28,13 @@ from rcu_pgdat.mutants import MUTANTS
 
 from .workers import WORKER_KINDS
 
-__all__ = ["RunConfig", "CHOICES", "DEFAULTS", "SCALE_THREADS"]
+__all__ = ["RunConfig", "CHOICES", "DEFAULTS", "SCALE_THREADS", "MAX_NODES", "MAX_CPUS"]
+
+#: The most nodes and CPUs a run may have: the kernel's own limits (MAX_NUMNODES with
+#: NODES_SHIFT 10, NR_CPUS with MAXSMP). Beyond them the model would spend minutes and
+#: gigabytes building a machine no kernel supports.
+MAX_NODES = 1024
+MAX_CPUS = 8192
 
 #: The size up to which a free-running run keeps its settings as given (every named
 #: scenario is smaller). Beyond it, one interpreter shared by more threads makes each
@@ -93,14 +102,19 @@ class RunConfig:
     instrument: tuple[str, ...] = ()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` with one line saying what is impossible."""
-        if self.duration <= 0:
-            raise ValueError(f"--duration must be positive, got {self.duration}")
-        if self.nodes < 1:
-            raise ValueError(f"--nodes must be at least 1, got {self.nodes}")
-        if self.cpus < self.nodes:
-            raise ValueError(f"--cpus ({self.cpus}) must be at least --nodes ({self.nodes}): "
-                             "every node needs a CPU")
+        """Raise ``ValueError`` with one line saying what is impossible (a value of the
+        wrong type too: a trace file or a library caller may give anything)."""
+        self._validate_types()
+        for name in ("duration", "stall_timeout"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive number of "
+                                 f"seconds, got {value}")
+        if not 1 <= self.nodes <= MAX_NODES:
+            raise ValueError(f"--nodes must be 1..{MAX_NODES}, got {self.nodes}")
+        if not self.nodes <= self.cpus <= MAX_CPUS:
+            raise ValueError(f"--cpus must be at least --nodes ({self.nodes}): every node "
+                             f"needs a CPU, and at most {MAX_CPUS}, got {self.cpus}")
         for name in ("allocators", "iterators", "sleepers", "policy_users", "fake_writers"):
             count = getattr(self, name)
             if not 0 <= count <= 64:
@@ -113,13 +127,20 @@ class RunConfig:
             if value not in names:
                 raise ValueError(f"--{name.replace('_', '-')} must be one of "
                                  f"{', '.join(names)}, got {value!r}")
-        if self.stall_timeout <= 0:
-            raise ValueError(f"--stall-timeout must be positive, got {self.stall_timeout}")
         for module in self.instrument:
             if not all(part.isidentifier() for part in module.split(".")):
                 raise ValueError(f"--instrument takes module names (a.b,c), got {module!r}")
         self._validate_strategy_options()
         self._validate_inject()
+
+    def _validate_types(self) -> None:
+        """Every field holds a value of its annotated type (``bool`` is no number)."""
+        hints = typing.get_type_hints(RunConfig)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not _is_a(value, hints[f.name]):
+                raise ValueError(f"--{f.name.replace('_', '-')} must be "
+                                 f"{_type_name(hints[f.name])}, got {value!r}")
 
     def _validate_strategy_options(self) -> None:
         """The strategies' own checks (``--steps``, ``--pct-depth``, ...), whichever
@@ -202,6 +223,28 @@ class RunConfig:
         """The parameters, for the JSON document and the echo at the start."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+
+
+def _is_a(value: Any, hint: Any) -> bool:
+    """``isinstance`` for the annotations ``RunConfig`` uses."""
+    if isinstance(hint, types.UnionType):
+        return any(_is_a(value, arg) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+    if hint is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    if isinstance(hint, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(hint))
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a name",
+            type(None): "null"}.get(hint, "a list of names")
 
 
 #: Every field's default (what the CLI's help says).
