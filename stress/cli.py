@@ -4,15 +4,20 @@ Exit codes (the README documents them; ``git bisect run`` relies on them):
 
 ====  ===========================================================================
 0     ran to the end with no violation
-1     a violation or a stall was found
-2     bad usage: unknown flag, impossible configuration (one line says what)
-125   the run could not be made: a plug-in that does not import or does not
-      implement the protocol (``git bisect run`` skips the commit)
+1     a violation or a stall was found (code under test that raises or ends the
+      process in a thread of the run: a ``thread-exception`` violation)
+2     bad usage: unknown flag, impossible configuration, a bad ``--replay`` file
+      (one line says what)
+125   the run could not be made: a plug-in that does not import, does not
+      implement the protocol, or ends the process while it is loaded, built or
+      torn down (``git bisect run`` skips the commit)
 130   interrupted (Ctrl-C), after a partial summary
 ====  ===========================================================================
 
 Nothing above 127 except 130 for an interrupt: an internal error is reported and
-mapped to 125, so a bisection is never aborted by the harness itself.
+mapped to 125, so a bisection is never aborted by the harness itself. The code under
+test cannot choose the status either: ``sys.exit()`` is an exception like any other,
+and ``os._exit()`` is made one while the command runs (``stress.exits``).
 """
 
 from __future__ import annotations

@@ -44,10 +44,10 @@ def exits_guarded() -> Iterator[None]:
     real = os._exit
     owner = os.getpid()
 
-    def guarded_exit(code: int) -> NoReturn:
+    def guarded_exit(status: int) -> NoReturn:
         if os.getpid() != owner:            # a forked child: really end it
-            real(code)
-        raise ExitCalled(code)
+            real(status)
+        raise ExitCalled(status)
 
     os._exit = guarded_exit
     try:
