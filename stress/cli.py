@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
+import os
 import sys
 import traceback
 from dataclasses import fields
@@ -43,7 +44,7 @@ from .report import params_line, summary, to_json
 from .run import run
 from .scenarios import DEFAULT_SCENARIO, SCENARIOS, describe
 from .exits import ExitCalled, exits_guarded
-from .usage import CommandLineError, Parser, fail, write_json
+from .usage import CommandLineError, Parser, fail, one_line, write_json
 
 __all__ = ["main", "EXIT_OK", "EXIT_VIOLATION", "EXIT_USAGE", "EXIT_SKIP", "EXIT_INTERRUPT"]
 
@@ -282,10 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandLineError as exc:
         return fail(PROG, exc, f" (see {PROG} --help)")
     except PluginError as exc:
-        print(f"{PROG}: cannot load the code under test: {exc}", file=sys.stderr)
+        print(f"{PROG}: cannot load the code under test: {one_line(exc)}", file=sys.stderr)
         return EXIT_SKIP
     except _CodeUnderTestExitError as exc:
-        print(f"{PROG}: the run could not be made: {exc}", file=sys.stderr)
+        print(f"{PROG}: the run could not be made: {one_line(exc)}", file=sys.stderr)
         return EXIT_SKIP
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -351,6 +352,7 @@ def _run(args: argparse.Namespace) -> int:
         from rcu_pgdat.mutants import describe as describe_mutants
         print(describe_mutants())
         return EXIT_OK
+    _check_outputs(args)
     cfg = config_from_args(args)
     json_to_stdout = args.json == "-"
     out = sys.stderr if json_to_stdout else sys.stdout
@@ -368,6 +370,17 @@ def _run(args: argparse.Namespace) -> int:
     if progress is not None:
         progress.done()
     return _finish(result, args, out)
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before the run, an output file that could not be written after it."""
+    for flag, path in (("--json", args.json), ("--trace-out", args.trace_out)):
+        if path is None or path == "-":
+            continue
+        if os.path.isdir(path):
+            raise CommandLineError(f"{flag} {path}: is a directory")
+        if not os.path.isdir(os.path.dirname(path) or "."):
+            raise CommandLineError(f"{flag} {path}: no such directory")
 
 
 def _finish(result: StressResult, args: argparse.Namespace, out: TextIO,

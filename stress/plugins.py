@@ -64,7 +64,12 @@ def _instantiate(spec: str, obj: Any, required: tuple[str, ...], what: str) -> A
         except BaseException as exc:
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
             raise PluginError(f"plug-in {spec!r} could not be built: {last}") from None
-    missing = [m for m in required if not callable(getattr(obj, m, None))]
+    try:
+        missing = [m for m in required if not callable(getattr(obj, m, None))]
+        getattr(obj, "name", None)       # the harness reads it while it builds the run
+    except BaseException as exc:         # a property that raises, or even exits
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        raise PluginError(f"plug-in {spec!r} could not be built: {last}") from None
     if missing:
         raise PluginError(f"plug-in {spec!r} does not implement the {what} protocol: "
                           f"missing {', '.join(missing)} (see README, 'Plug-ins')")

@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any, NoReturn
 
-__all__ = ["CommandLineError", "Parser", "fail", "write_json"]
+__all__ = ["CommandLineError", "Parser", "fail", "one_line", "write_json"]
 
 
 class CommandLineError(Exception):
@@ -27,9 +27,16 @@ class Parser(argparse.ArgumentParser):
         raise CommandLineError(message)
 
 
+def one_line(text: object) -> str:
+    """``str(text)`` on one line: line breaks and other control characters in it (a
+    user's argument echoed back may hold any) are escaped, ``\\n`` for a newline."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in str(text))
+
+
 def fail(prog: str, exc: CommandLineError, hint: str = "") -> int:
     """Print ``exc`` as the one line of a usage error; returns exit code 2."""
-    print(f"{prog}: error: {exc}{hint}", file=sys.stderr)
+    print(f"{prog}: error: {one_line(exc)}{hint}", file=sys.stderr)
     return 2
 
 

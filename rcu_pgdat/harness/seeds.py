@@ -8,7 +8,11 @@ from typing import Any
 
 from ..errors import UsageError
 
-__all__ = ["parse_seeds", "seed_span"]
+__all__ = ["parse_seeds", "seed_span", "MAX_SEEDS"]
+
+#: The most seeds one sweep takes: ``0-99999999999`` would otherwise be a tuple of
+#: 10^11 ints built before the first run (and a sweep of months).
+MAX_SEEDS = 1_000_000
 
 
 def parse_seeds(spec: Any) -> tuple[int, ...]:
@@ -30,6 +34,9 @@ def parse_seeds(spec: Any) -> tuple[int, ...]:
                              "seed N, with non-negative integers") from None
         if lo < 0 or hi < lo:
             raise UsageError(f"seeds {spec!r}: need 0 <= A <= B in A-B")
+        if hi - lo >= MAX_SEEDS:
+            raise UsageError(f"seeds {spec!r}: {hi - lo + 1} seeds, at most {MAX_SEEDS} "
+                             "in one sweep")
         spec = range(lo, hi + 1)
     if not isinstance(spec, Iterable):
         raise UsageError(f"seeds must be 'A-B', an int or an iterable of ints, got {spec!r}")

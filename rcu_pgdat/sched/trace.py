@@ -125,6 +125,9 @@ class Trace:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise TraceError(f"cannot read trace file {path}: {exc}") from exc
+        except UnicodeDecodeError:
+            raise TraceError(f"{path} is not text (not UTF-8); is it a schedule "
+                             "trace?") from None
         return cls.loads(text, source=str(path))
 
     @classmethod
@@ -135,6 +138,9 @@ class Trace:
         except json.JSONDecodeError as exc:
             raise TraceError(f"{source} is not valid JSON (line {exc.lineno}, column "
                              f"{exc.colno}: {exc.msg}); is it a schedule trace?") from exc
+        except RecursionError:
+            raise TraceError(f"{source} is not valid JSON (nested too deeply); is it a "
+                             "schedule trace?") from None
         return _parse(data, source)
 
 
@@ -179,6 +185,15 @@ def _parse(data: Any, source: str) -> Trace:
     final = data.get("final", {})
     if not isinstance(preemptions, list) or not isinstance(final, dict):
         raise bad("'preemptions' must be a list and 'final' an object")
+    try:
+        return _build(data, steps, threads, config, last, preemptions, final)
+    except (TypeError, ValueError) as exc:       # a field only people read, malformed
+        raise bad(f"a malformed field ({exc})") from None
+
+
+def _build(data: dict[str, Any], steps: list[Step], threads: list[str],
+           config: dict[str, Any], last: int, preemptions: list[Any],
+           final: dict[str, Any]) -> Trace:
     return Trace(steps=tuple(steps), threads=tuple(threads),
                  strategy=dict(data.get("strategy") or {}), config=dict(config),
                  outcome=str(data.get("outcome", "ok")), failure=data.get("failure"),
