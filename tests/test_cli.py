@@ -66,9 +66,9 @@ def test_posted_rfc_is_found_broken_with_a_reproduce_line() -> None:
 
 @pytest.mark.parametrize("args, needle", [
     (["--no-such-flag"], "unrecognized arguments"),
-    (["--nodes", "0"], "--nodes must be at least 1"),
+    (["--nodes", "0"], "--nodes must be 1..1024, got 0"),
     (["--nodes", "4", "--cpus", "2"], "must be at least --nodes"),
-    (["--duration", "-1"], "must be positive"),
+    (["--duration", "-1"], "--duration: must be a positive number"),
     (["--scheme", "spinlock"], "invalid choice"),
     (["--scenario", "NOPE"], "unknown scenario"),
     (["--sleepers", "100"], "--sleepers must be 0..64"),
