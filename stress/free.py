@@ -164,7 +164,7 @@ def _join(system: System, threads: list[threading.Thread], watchdog: _Watchdog) 
     without progress or ``WIND_DOWN_LIMITS`` limits in all, are a stall."""
     started = watchdog.last_change = time.monotonic()
     why = ""
-    while any(t.is_alive() for t in threads):
+    while (alive := next((t for t in threads if t.is_alive()), None)) is not None:
         if watchdog.idle() >= watchdog.timeout:
             why = f"and made no progress for {watchdog.timeout:.1f}s after the end of the run"
             break
@@ -172,7 +172,7 @@ def _join(system: System, threads: list[threading.Thread], watchdog: _Watchdog) 
             why = (f"within {WIND_DOWN_LIMITS * watchdog.timeout:.1f}s of the end of the run, "
                    "although it kept progressing")
             break
-        next(t for t in threads if t.is_alive()).join(timeout=0.05)
+        alive.join(timeout=0.05)         # ended meanwhile: returns at once
     stuck = [t.name for t in threads if t.is_alive()]
     if stuck:
         report_stall(system, f"of {', '.join(stuck)}",
