@@ -159,13 +159,15 @@ STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
         build=_random),
     StrategySpec(
         "pct", "PCT: random priorities, d-1 change points per measured loop round; loses to "
-               "random on bugs that need preemptions at many places in a short stretch",
+               "random on bugs that need many switches among updaters in a short stretch "
+               "(a stale cookie: detection benchmark)",
         params=(Param("pct_depth", 3, "PCT bug depth d: d-1 priority change points per "
                                       "measured loop round"),),
         build=_pct, label=lambda o: f"pct d={o['pct_depth']}", needs_steps=True),
     StrategySpec(
-        "pos", "partial order sampling (races read from point labels); loses to random on "
-               "bugs that need preemptions at many places in a short stretch",
+        "pos", "partial order sampling (races read from point labels); loses to random "
+               "where two updaters must interleave at one lock or cookie, and on a "
+               "reader's misplaced quiescent state (detection benchmark)",
         build=_pos),
     StrategySpec(
         "dfs", "every interleaving with at most K preemptions, fewest first (not per seed)",
