@@ -80,14 +80,16 @@ def test_the_catalogue_runs_each_mutant_with_the_defaults_and_its_needs_only() -
     defaults = RunConfig()
     for m in MUTANTS.values():
         values = catalogue_config(m)
-        assert values == {**m.needs, "inject": (m.name,)}
         # A need is structural: a scheme or flavor the mutant's class belongs to, or a
-        # thread kind that must exist; never a tuned budget, depth or thread count.
+        # thread kind that must exist; never a tuned budget, depth or thread count. A
+        # count is met by the defaults, never passed (it would lower a larger default).
         for key, value in m.needs.items():
             if isinstance(value, int):
-                assert value == 1 or value <= getattr(defaults, key), (m.name, key)
+                assert value == 1 and getattr(defaults, key) >= value, (m.name, key)
+                assert key not in values, (m.name, key)
             else:
-                assert key in ("scheme", "flavor"), (m.name, key)
+                assert key in ("scheme", "flavor") and values[key] == value, (m.name, key)
+        assert set(values) <= {*m.needs, "inject"} and values["inject"] == (m.name,)
         RunConfig(**values).validate()
 
 

@@ -154,8 +154,14 @@ MUTANTS: dict[str, Mutant] = {m.name: m for m in _ENTRIES}
 
 
 def catalogue_config(mutant: Mutant) -> dict[str, Any]:
-    """The run parameters the catalogue uses for ``mutant``: the defaults, its needs."""
-    return {**mutant.needs, "inject": (mutant.name,)}
+    """The run parameters the catalogue uses for ``mutant``: the defaults, its needs.
+
+    Only the needs that name something (a scheme, a flavor) are values; a count need
+    ("at least one sleeper") is a requirement the run's validation checks, never a
+    value: passed as one, it would *lower* a larger default.
+    """
+    return {**{key: value for key, value in mutant.needs.items() if not isinstance(value, int)},
+            "inject": (mutant.name,)}
 
 
 def describe() -> str:
