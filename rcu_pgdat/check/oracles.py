@@ -367,6 +367,15 @@ class Oracles:
             ks.begun += 1
             return GracePeriod(key, state.name, ks.begun, snapshot)
 
+    def completed(self, key: str) -> int:
+        """Grace periods of ``key`` ended so far (``gp_end`` calls; 0 before the first).
+
+        One load and no lock, so a reader may poll it inside its section: how many
+        grace periods a section has seen end is what ``Reader Batch`` counts.
+        """
+        ks = self._keys.get(key)
+        return 0 if ks is None else ks.completed
+
     def gp_end(self, gp: GracePeriod) -> None:
         """The grace period ``gp`` has ended (synchronize returned): check it."""
         if not isinstance(gp, GracePeriod):
