@@ -70,9 +70,11 @@ class RunConfig:
     cpus: int = 8
     allocators: int = 2
     iterators: int = 2
-    sleepers: int = 1
+    #: Two readers of each flavor's kind and four fake writers: why, in the opening
+    #: comment of ``stress.workers``.
+    sleepers: int = 2
     policy_users: int = 1
-    fake_writers: int = 1
+    fake_writers: int = 4
     scheme: str = SystemConfig.scheme
     flavor: str = "qsbr"
     srcu: str = "builtin"

@@ -3,9 +3,55 @@
 Each worker is a loop over one kind of access the RFC has to protect, with its own
 seeded random generator (``task.rng``), that stops when the run's stop flag is set or a
 violation stopped the run. Readers nest their sections at random depth, as kernel call
-chains do, quiesce at random safe points outside them, and now and then linger inside
-a section (a busy delay through schedule points, as rcutorture's readers do) so that
-grace periods are long and uneven.
+chains do, and quiesce at random safe points outside them.
+
+Why the updaters and readers behave as they do
+----------------------------------------------
+Update-side bugs (grace-period sharing, polled cookies, callbacks, barriers) have one
+shape: an updater is satisfied by a grace period that *began before* it asked, i.e.
+before some reader entered the section it had to wait for. The oracles see that only
+in one interleaving, and every default below exists to make it common:
+
+1. a grace period G is in flight, held open by a reader S that entered earlier;
+2. a reader R enters a section after G stopped waiting for it (G need not wait: legal);
+3. a second updater asks for a grace period: it calls ``synchronize()`` (or
+   ``cond_synchronize()``, ``barrier()``), takes a polled cookie, or queues a
+   ``call_rcu()`` callback, while G is still in flight;
+4. G ends (S left) while R is still inside; the second updater returns, polls done or
+   its callback runs now. A correct flavor makes it wait for a grace period that began
+   after step 3, which waits for R; a broken one reports ``gp-too-short`` here.
+
+Step 3 needs two updaters of one flavor or domain at once, and the rcu scheme has two
+(QSBR or memb for ordinary readers, SRCU for sleepers): one updater to hold a grace
+period in flight and one to arrive during it, on each of the two, is four. That is
+rcutorture's default too (``nfakewriters=4``), so ``--fake-writers`` defaults to 4;
+the remover is a fifth updater, on both flavors in turn. Each fake writer picks a
+flavor or domain and one of its update-side calls uniformly at random (rcutorture's
+fake writers pick among the calls a flavor offers), with a short random pause between
+calls, so grace periods run back to back and most calls overlap another updater's.
+Cookies are taken *during* grace periods: half of them once another fake writer is
+inside a grace period of that flavor (a cookie taken between grace periods only
+exercises the idle case), and a cookie is then polled or passed to
+``cond_synchronize()`` after 0, 1 or 2 grace periods of its flavor have ended (the
+boundaries at which an early cookie or a stale one is told "done" wrongly).
+Callbacks are queued in bursts spread over a grace period, so that later ones arrive
+while the callback worker's grace period, started for the first, is in flight.
+
+Steps 2 and 4 need readers that outlive a grace period they did not hold: two readers
+of each kind, because the one that holds G open (S) cannot also be the one that
+enters during G (R). The rcu scheme has two iterators (plus allocators and policy
+users, whose sections are short) for the RCU flavor, and two sleepers for the SRCU
+domain. Now and then a reader *lingers* in its section through schedule points (as
+rcutorture's readers delay inside theirs), up to ``LINGER_POINTS`` points, and stops
+early once two grace periods of its flavor have ended since the section began: one
+ending is step 4 (a lingering R that began during G always outlasts G, since it
+started after S and lingers as long), the second lets the updater that arrived in
+step 3 see the section still open, whichever of the two returns first. A correct
+flavor can end at most the grace periods that began before the section, so against it
+a lingerer usually runs to its bound; a broken flavor ends the extra one early, and the
+reader is still there when it does. Counting grace periods rather than points keeps
+this true whatever grace periods cost in a configuration (free-running, controlled,
+sixteen nodes).
 
 Every worker body runs inside :func:`run_worker`, which binds the task to the thread,
 turns a violation raised at a checked access into a quiet thread end (the violation is
@@ -33,13 +79,16 @@ from rcu_pgdat.mm.task import Task
 from .clock import SECONDS
 
 __all__ = ["WorkerStats", "RunContext", "run_worker", "allocator",
-           "iterator", "sleeper", "policy_user", "fake_writer", "remover", "WORKER_KINDS"]
+           "iterator", "sleeper", "policy_user", "fake_writer", "remover", "WORKER_KINDS",
+           "Updater", "UpdateSide", "update_sides"]
 
 #: Deepest nesting of read-side sections a reader uses.
 MAX_NESTING = 3
-#: Chance that a reader lingers in its section, and for how many schedule points.
+#: Chance that a reader lingers in a section, the most schedule points it stays, and
+#: how many grace periods of its flavor ending let it leave early (module comment).
 LINGER_PROBABILITY = 0.05
 LINGER_POINTS = 200
+LINGER_GRACE_PERIODS = 2
 
 
 @dataclass
@@ -76,6 +125,19 @@ class WorkerStats:
                 return
 
 
+class Updater:
+    """What a fake writer shows the others: the flavor or domain it drives (its oracle
+    key), its rank among the fake writers of that flavor, and whether it is waiting for
+    a grace period now. ``inside`` is written by its owner only."""
+
+    __slots__ = ("key", "rank", "inside")
+
+    def __init__(self) -> None:
+        self.key = ""
+        self.rank = 0
+        self.inside = False
+
+
 @dataclass
 class RunContext:
     """What every worker shares: the system, the stop flag, and tunables."""
@@ -87,6 +149,8 @@ class RunContext:
     sleep_time: float = 0.02       # a sleeper's longest sleep inside its section
     remover_pause: float = 0.001   # between two remover steps
     deadline: float = math.inf     # scheduler time at which workers wind down
+    #: One slot per fake writer, appended when it starts (``fake_writer``).
+    updaters: list[Updater] = field(default_factory=list)
 
     def should_stop(self) -> bool:
         """Whether workers must wind down (checked by each worker once per loop)."""
@@ -120,10 +184,18 @@ def run_worker(ctx: RunContext, task: Task, stats: WorkerStats,
         collector.report_exception(exc, task.name)
 
 
-def _linger(task: Task) -> None:
-    if task.rng.random() < LINGER_PROBABILITY:
-        for _ in range(LINGER_POINTS):
-            sched.point("reader:linger")
+def _linger(ctx: RunContext, task: Task, key: str, begun: int) -> None:
+    """Now and then, stay in the section (of ``key``, begun when ``begun`` grace periods
+    of it had ended) up to ``LINGER_POINTS`` points, until ``LINGER_GRACE_PERIODS``
+    more have ended (module comment, steps 2 and 4)."""
+    if task.rng.random() >= LINGER_PROBABILITY:
+        return
+    completed = ctx.system.oracles.completed
+    until = begun + LINGER_GRACE_PERIODS
+    for _ in range(LINGER_POINTS):
+        if completed(key) >= until:
+            return
+        sched.point("reader:linger")
 
 
 def _nested_read(ctx: RunContext, task: Task, stats: WorkerStats,
@@ -135,18 +207,21 @@ def _nested_read(ctx: RunContext, task: Task, stats: WorkerStats,
     """
     start = sched.now()
     stats.sections += 1
-    _read_level(ctx, task, inner, task.rng.randint(1, MAX_NESTING))
+    key = ctx.system.scheme.protecting_keys()[0]       # the non-sleepable sections' key
+    _read_level(ctx, task, inner, key, task.rng.randint(1, MAX_NESTING))
     stats.section_length(sched.now() - start)
 
 
-def _read_level(ctx: RunContext, task: Task, inner: Callable[[], None], depth: int) -> None:
+def _read_level(ctx: RunContext, task: Task, inner: Callable[[], None], key: str,
+                depth: int) -> None:
     scheme = ctx.system.scheme
     scheme.read_lock(task)
     try:
+        begun = ctx.system.oracles.completed(key)
         if depth > 1:
-            _read_level(ctx, task, inner, depth - 1)
+            _read_level(ctx, task, inner, key, depth - 1)
         inner()
-        _linger(task)
+        _linger(ctx, task, key, begun)
     finally:
         scheme.read_unlock(task)
 
@@ -268,30 +343,174 @@ def policy_user(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
         _give_back(ctx, stats, held, keep=0)
 
 
+@dataclass(frozen=True)
+class UpdateSide:
+    """One flavor or domain as the fake writers drive it: its oracle key, its checked
+    wrapper (``rcu_pgdat.harness.checked``), and the calls a fake writer picks among."""
+
+    key: str
+    api: Any
+    ops: tuple[Callable[["_Writer"], None], ...]
+
+
+@dataclass
+class _Writer:
+    """One fake writer: the run, its task and counters, its slot and its flavor."""
+
+    ctx: RunContext
+    task: Task
+    stats: WorkerStats
+    me: Updater
+    side: UpdateSide
+
+    def completed(self) -> int:
+        """Grace periods of the flavor ended so far, as the oracles count them."""
+        return self.ctx.system.oracles.completed(self.side.key)
+
+    def waiting(self, call: Callable[[], None]) -> None:
+        """``call()``, shown to the other fake writers as a grace-period wait."""
+        self.me.inside = True
+        try:
+            with self.ctx.system.boost.waiting():   # a long wait holds readers back
+                call()
+        finally:
+            self.me.inside = False
+
+    def wait_for(self, cond: Callable[[], bool], what: str, bound: float) -> None:
+        """Block until ``cond()`` (harness state only: one load each, no side effect, so
+        it is its own ready test), at most ``bound``."""
+        sched.wait_until(cond, f"{self.task.name}: {what}", bound, ready=cond)
+
+    def gps_end(self, count: int, bound: float) -> None:
+        """Wait until ``count`` more grace periods of the flavor have ended (bounded)."""
+        until = self.completed() + count
+        self.wait_for(lambda: self.completed() >= until,
+                      f"{count} grace period(s) of {self.side.key} to end", bound)
+
+    def arrive(self) -> None:
+        """Half the time, wait (bounded) until a lower-ranked fake writer of the flavor
+        is inside a grace period, so that the next call overlaps it. Waits only go
+        down the ranks, so two writers never wait for each other."""
+        if self.me.rank and self.task.rng.random() < 0.5:
+            me = self.me
+            self.wait_for(lambda: any(u.inside and u.key == me.key and u.rank < me.rank
+                                      for u in self.ctx.updaters),
+                          f"another fake writer's grace period of {me.key}",
+                          self.ctx.sleep_time * self.task.rng.random())
+
+
+#: The most callbacks in one burst.
+CALLBACK_BURST = 4
+
+
+def _synchronize(w: _Writer) -> None:
+    w.arrive()
+    w.waiting(w.side.api.synchronize)
+    w.stats.grace_periods += 1
+
+
+def _barrier(w: _Writer) -> None:
+    w.arrive()
+    w.waiting(w.side.api.barrier)                  # rcu_barrier() / srcu_barrier()
+    w.stats.barriers += 1
+
+
+def _callbacks(w: _Writer) -> None:
+    """A burst of callbacks spread over about one grace period: the first starts the
+    callback worker's grace period, the later ones are queued while it is in flight."""
+    api = w.side.api
+    queue = getattr(api, "call_rcu", None) or api.call_srcu
+    for i in range(w.task.rng.randint(1, CALLBACK_BURST)):
+        if i:
+            w.gps_end(1, w.ctx.sleep_time * w.task.rng.random())
+        else:
+            w.arrive()
+        queue(_noop)
+        w.stats.callbacks += 1
+
+
+def _take_cookie(w: _Writer) -> Any:
+    """``get_state()`` (half the time during another's grace period: a cookie taken
+    then needs one more to end), then let 0, 1 or 2 grace periods of the flavor end:
+    the boundaries at which its answer changes."""
+    w.arrive()
+    cookie = w.side.api.get_state()
+    w.gps_end(w.task.rng.randint(0, 2), w.ctx.sleep_time)
+    return cookie
+
+
+def _poll_cookie(w: _Writer) -> None:
+    """A cookie, then ``poll_state()`` each time a grace period of the flavor ends,
+    until it says done; ``cond_synchronize()`` if it did not within a few: rcutorture's
+    polling writer."""
+    cookie = _take_cookie(w)
+    for _ in range(3):
+        if w.side.api.poll_state(cookie):
+            break
+        w.gps_end(1, w.ctx.sleep_time)
+    else:
+        w.arrive()
+        w.waiting(lambda: w.side.api.cond_synchronize(cookie))
+    w.stats.grace_periods += 1
+
+
+def _cond_synchronize(w: _Writer) -> None:
+    """A cookie, then ``cond_synchronize()`` (half the time during another's grace
+    period: the one that would satisfy the cookie may be that one, under way)."""
+    cookie = _take_cookie(w)
+    w.arrive()
+    w.waiting(lambda: w.side.api.cond_synchronize(cookie))
+    w.stats.grace_periods += 1
+
+
+def update_sides(scheme: Any) -> list[UpdateSide]:
+    """The flavors and domains of ``scheme`` a fake writer drives, with the calls each
+    offers; empty for a scheme without RCU (``rwlock``: its writer lock only)."""
+    sides = []
+    rcu = getattr(scheme, "rcu", None)
+    if rcu is not None:
+        sides.append(UpdateSide(rcu.key, rcu, (_synchronize, _cond_synchronize, _poll_cookie,
+                                               _callbacks, _barrier)))
+    srcu = getattr(scheme, "srcu", None)
+    if srcu is not None:
+        sides.append(UpdateSide(srcu.key, srcu, (_synchronize, _callbacks, _barrier)))
+    return sides
+
+
 def fake_writer(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
-    """Grace periods and callbacks concurrent with the remover's (rcutorture's fakewriters)."""
+    """Update-side calls concurrent with each other and the remover's (rcutorture's
+    fake writers; the module comment says why they do what they do).
+
+    Fake writers take turns over the flavors in the order they start: the first drives
+    the RCU flavor, the second the SRCU domain, the third the RCU flavor again (rank 1
+    there), and so on.
+    """
     scheme: Any = ctx.system.scheme
-    while not ctx.should_stop():
+    sides = update_sides(scheme)
+    slot = Updater()
+    ctx.updaters.append(slot)
+    index = ctx.updaters.index(slot)
+    while not sides and not ctx.should_stop():
         stats.loops += 1
-        choice = task.rng.random()
-        rcu = getattr(scheme, "rcu", None)
-        with ctx.system.boost.waiting():    # a long wait holds readers back (mm.boost)
-            if rcu is not None and choice < 0.3:
-                rcu.call_rcu(lambda: None)
-                stats.callbacks += 1
-            elif rcu is not None and choice < 0.4:
-                cookie = rcu.get_state()
-                task.cond_resched()
-                rcu.cond_synchronize(cookie)
-                stats.grace_periods += 1
-            elif rcu is not None and choice < 0.45:
-                rcu.barrier()                      # rcu_barrier(): callbacks so far ran
-                stats.barriers += 1
-            else:
-                scheme.synchronize_all()
-                stats.grace_periods += 1
+        with ctx.system.boost.waiting():
+            scheme.synchronize_all()               # rwlock: the writer lock, and back
+        stats.grace_periods += 1
         task.cond_resched()
         task.sleep(ctx.remover_pause * task.rng.random())
+    if not sides:
+        return
+    side = sides[index % len(sides)]
+    slot.key, slot.rank = side.key, index // len(sides)
+    w = _Writer(ctx, task, stats, slot, side)
+    while not ctx.should_stop():
+        stats.loops += 1
+        side.ops[task.rng.randrange(len(side.ops))](w)
+        task.cond_resched()
+        task.sleep(ctx.remover_pause * task.rng.random())
+
+
+def _noop() -> None:
+    """A callback that frees nothing: the oracles check when it runs, not what it does."""
 
 
 def remover(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
