@@ -51,9 +51,12 @@ def _snapshot(system: System, stats: dict[str, WorkerStats], started: float) -> 
 
 
 class _Watchdog:
-    """A writer stall: for the stall limit, no step of the remover and none of the
-    progress the configuration makes (``System.progress_kinds``: grace periods,
-    callbacks, write-side sections), as the scheduler counts it."""
+    """A writer stall: for the stall limit, no step of the remover, and either none of
+    the progress the configuration makes (``System.progress_kinds``: grace periods,
+    callbacks, write-side sections, as the scheduler counts it) or none of one flavor's
+    pending grace periods ending (the oracles' counts). The second is the kernel's RCU
+    stall warning: one flavor stuck is a stall although another one's updaters go on
+    (a fake writer per flavor keeps the scheduler's count moving)."""
 
     def __init__(self, system: System, scheduler: sched.Scheduler, cfg: RunConfig) -> None:
         self.system = system
@@ -65,6 +68,8 @@ class _Watchdog:
                                 f"{len(cfg.thread_plan())}")
         self.last_mark: tuple[int, int] = (-1, -1)
         self.last_change = time.monotonic()
+        self.remover_mark = (-1, self.last_change)           # remover steps, since when
+        self.keys: dict[str, tuple[int, float]] = {}         # key -> ended, since when
 
     def idle(self) -> float:
         """Seconds since the remover or the configuration last made progress."""
@@ -75,17 +80,39 @@ class _Watchdog:
             self.last_change = now
         return now - self.last_change
 
+    def _stuck_keys(self, now: float) -> list[str]:
+        """The flavors whose pending grace periods have ended none for the limit."""
+        stuck = []
+        for key, (begun, ended) in self.system.oracles.gp_counts().items():
+            mark = self.keys.get(key, (-1, now))
+            if mark[0] != ended or begun == ended:
+                mark = (ended, now)
+            self.keys[key] = mark
+            if now - mark[1] >= self.timeout:
+                stuck.append(key)
+        return stuck
+
     def check(self) -> bool:
-        """``True`` (and a report) when nothing progressed for the limit."""
+        """``True`` (and a report) when the remover stood still for the limit and so
+        did every progress, or one flavor's pending grace periods."""
         idle = self.idle()
-        if idle < self.timeout:
+        now = time.monotonic()
+        steps = self.system.remover.steps
+        if self.remover_mark[0] != steps:
+            self.remover_mark = (steps, now)
+        stuck = self._stuck_keys(now)
+        if idle >= self.timeout:
+            what = f"none of {', '.join(self.system.progress_kinds())}"
+        elif stuck and now - self.remover_mark[1] >= self.timeout:
+            idle = now - max(self.remover_mark[1], *(self.keys[key][1] for key in stuck))
+            what = f"no grace period of {', '.join(stuck)} ended, with some pending"
+        else:
             return False
         remover = self.system.remover
         report_stall(self.system, "of the remover (writer stall)",
                      f"No progress for {idle:.1f}s, over the configured "
-                     f"limit ({self.limit_text}): no remover step and none of "
-                     f"{', '.join(self.system.progress_kinds())}. Remover so far: "
-                     f"{remover.progress_report()}, for "
+                     f"limit ({self.limit_text}): no remover step and {what}. Remover so "
+                     f"far: {remover.progress_report()}, for "
                      f"{time.monotonic() - remover.phase_since:.1f}s; "
                      f"last progress: {self.scheduler.last_progress}")
         return True

@@ -376,6 +376,12 @@ class Oracles:
         ks = self._keys.get(key)
         return 0 if ks is None else ks.completed
 
+    def gp_counts(self) -> dict[str, tuple[int, int]]:
+        """Per key, the grace periods begun and ended so far (``gp_begin``/``gp_end``
+        calls): begun above ended means some are pending (a watchdog's view)."""
+        with self._lock:
+            return {key: (ks.begun, ks.completed) for key, ks in self._keys.items()}
+
     def gp_end(self, gp: GracePeriod) -> None:
         """The grace period ``gp`` has ended (synchronize returned): check it."""
         if not isinstance(gp, GracePeriod):
