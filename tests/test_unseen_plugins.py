@@ -10,7 +10,8 @@ the default configuration and the default sweep strategy (the portfolio).
 Controlled runs are deterministic, so the first failing seed of 1..SEED_BUDGET is a
 fact about the code: the fast tests run that seed (recorded from the sweep below, which
 the ``slow`` selection runs in full) and check the violation; the correct RCUs run
-clean over one seed of each family of the rotation.
+clean over one seed of each family of the rotation. What the defaults miss is listed
+in ``DEFAULTS_MISS``, not hidden.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ PLUGINS = Path(__file__).resolve().parent / "plugins"
 SEED_BUDGET = 20
 #: Broken plug-in -> the first seed of 1..SEED_BUDGET whose default sweep run fails
 #: (measured with ``test_the_default_sweep_catches_each_within_the_budget``).
-FIRST_FAILING = {"SharedGPRCU": 12, "SingleFlipRCU": 2, "ForgetfulUnlockRCU": 1}
+FIRST_FAILING = {"SharedGPRCU": 9, "ForgetfulUnlockRCU": 1}
+#: Broken plug-ins the default sweep misses within SEED_BUDGET: gaps of the harness's
+#: defaults, as the catalogue's DEFAULTS_MISS (tests/test_mutants.py). A single flip
+#: needs a reader stopped between loading the phase and storing it across a flip and
+#: the scan that passes it, then a section that outlives the next grace period: the
+#: catalogue's memb-single-flip, missed for the same reason. Strict: closing the gap
+#: fails here until the entry goes.
+DEFAULTS_MISS = {"SingleFlipRCU"}
 #: What a plug-in that ends grace periods too early may cause.
 CAUGHT_BY = {Kind.GP_TOO_SHORT, Kind.USE_AFTER_FREE, Kind.STALE_GENERATION}
 
@@ -54,12 +62,22 @@ def test_the_default_sweep_catches_each_at_its_recorded_seed(name: str) -> None:
     assert _caught(result), (name, seed, [v.kind for v in result.violations])
 
 
+def _first_failing(name: str) -> int | None:
+    return next((seed for seed in range(1, SEED_BUDGET + 1) if _caught(_run(name, seed))),
+                None)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FIRST_FAILING))
 def test_the_default_sweep_catches_each_within_the_budget(name: str) -> None:
-    first = next((seed for seed in range(1, SEED_BUDGET + 1) if _caught(_run(name, seed))),
-                 None)
-    assert first == FIRST_FAILING[name]
+    assert _first_failing(name) == FIRST_FAILING[name]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(DEFAULTS_MISS))
+@pytest.mark.xfail(strict=True, reason="the default sweep misses it: harness work pending")
+def test_the_default_sweep_misses_these(name: str) -> None:
+    assert _first_failing(name) is not None
 
 
 @pytest.mark.parametrize("name", ["PhaseRCU", "TicketRCU"])
