@@ -41,8 +41,8 @@ Steps 2 and 4 need readers that outlive a grace period they did not hold: two re
 of each kind, because the one that holds G open (S) cannot also be the one that
 enters during G (R). The rcu scheme has two iterators (plus allocators and policy
 users, whose sections are short) for the RCU flavor, and two sleepers for the SRCU
-domain. Now and then a reader *lingers* in its section through schedule points (as
-rcutorture's readers delay inside theirs), up to ``LINGER_POINTS`` points, and stops
+domain. Now and then a reader *lingers* in its section (as rcutorture's readers delay
+inside theirs), up to ``LINGER_POINTS`` voluntary yields, and stops
 early once two grace periods of its flavor have ended since the section began: one
 ending is step 4 (a lingering R that began during G always outlasts G, since it
 started after S and lingers as long), the second lets the updater that arrived in
@@ -51,7 +51,10 @@ flavor can end at most the grace periods that began before the section, so again
 a lingerer usually runs to its bound; a broken flavor ends the extra one early, and the
 reader is still there when it does. Counting grace periods rather than points keeps
 this true whatever grace periods cost in a configuration (free-running, controlled,
-sixteen nodes).
+sixteen nodes). Lingering is waiting (for grace periods to end), so its loop yields
+(``sched.yield_point``) as every wait loop of a plug-in does: a strategy that keeps
+one thread running until it yields (PCT, POS) would otherwise run the lingerer alone
+for its whole bound, and no grace period could begin or end inside the section.
 
 Every worker body runs inside :func:`run_worker`, which binds the task to the thread,
 turns a violation raised at a checked access into a quiet thread end (the violation is
@@ -195,7 +198,7 @@ def _linger(ctx: RunContext, task: Task, key: str, begun: int) -> None:
     for _ in range(LINGER_POINTS):
         if completed(key) >= until:
             return
-        sched.point("reader:linger")
+        sched.yield_point("reader:linger")    # a wait loop: others run meanwhile
 
 
 def _nested_read(ctx: RunContext, task: Task, stats: WorkerStats,
