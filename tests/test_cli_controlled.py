@@ -97,12 +97,14 @@ def test_shrink_reduces_preemptions(tmp_path: Path) -> None:
     # A shorter budget than POSTED: every shrink candidate that passes runs to its end,
     # and 8 candidates, not 20: on a free-threaded build under load 20 outlived the timeout.
     # The first seed of 1..5 that fails at this budget is shrunk (behaviour, not a seed).
-    # One fake writer and one sleeper: a run small enough that 20 candidates reach the
-    # switches that matter (the default's four writers make ~50 preemptions, and single
-    # removals, the first candidates, do not get past them within 20).
+    # A small run for the shrinker: one fake writer, one sleeper and no iterators (an
+    # iterator that lingers yields at every point of its linger, each yield a switch a
+    # candidate keeps; with the default's readers and writers a few candidates do not
+    # get past them).
     for seed in range(1, 6):
         short = ("--sched", "pct", "--seed", str(seed), "--steps", "6000",
-                 "--remover", "posted", "--fake-writers", "1", "--sleepers", "1")
+                 "--remover", "posted", "--fake-writers", "1", "--sleepers", "1",
+                 "--iterators", "0")
         plain = cli(*short, "--trace-out", "a.json", cwd=tmp_path)
         if plain.returncode == 1:
             break
