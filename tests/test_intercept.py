@@ -393,3 +393,40 @@ def test_a_replay_probes_waiters_before_a_time_jump_as_the_recorded_run_did() ->
         again = sched.replay(make, run.trace)
         assert again.outcome is Outcome.OK and again.trace is not None
         assert again.trace.steps == run.trace.steps
+
+
+@pytest.mark.parametrize("use_ready", [False, True])
+def test_is_alive_in_a_wait_condition_answers_in_scheduler_terms(
+        monkeypatch: pytest.MonkeyPatch, use_ready: bool) -> None:
+    # A waiter whose condition (or ready test) asks whether another model thread is
+    # alive must get the scheduler's answer: the OS thread of a finished model thread
+    # may still be exiting, and a run must not depend on when the OS ends it.
+    asked: list[str] = []
+
+    def real(thread: threading.Thread) -> bool:     # who asked the OS, about whom
+        asked.append(f"{threading.current_thread().name} -> {thread.name}")
+        return bool(_real_is_alive(thread))
+    _real_is_alive = intercept._thread_is_alive
+    monkeypatch.setattr(intercept, "_thread_is_alive", real)
+
+    def make() -> Program:
+        threads: dict[str, threading.Thread] = {}
+
+        def worker() -> None:
+            for i in range(5):
+                sched.point(f"work {i}")
+
+        def watcher() -> None:
+            t = threading.Thread(target=worker, name="worker")
+            threads["w"] = t
+            t.start()
+
+            def gone() -> bool:
+                return not threads["w"].is_alive()
+            sched.wait_until(gone, "the worker to finish", ready=gone if use_ready else None)
+        return {"watcher": watcher}
+    for seed in range(3):
+        run = run_program(make, RandomStrategy(seed))
+        assert run.outcome is Outcome.OK, run.describe()
+    # the driver may ask the OS after the run; a model thread never does
+    assert not [a for a in asked if a.startswith("watcher")], asked

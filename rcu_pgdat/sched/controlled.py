@@ -770,6 +770,11 @@ class ControlledScheduler(Scheduler):
         me: _Thread | None = getattr(self._tls, "me", None)
         return None if me is None or me.in_cond else me
 
+    def in_model_thread(self) -> bool:
+        """Whether a model thread of this run calls, also while it evaluates a wait
+        condition or a ready test (what it reads must then be in scheduler terms too)."""
+        return getattr(self._tls, "me", None) is not None
+
     @contextlib.contextmanager
     def raw(self, me: _Thread) -> Iterator[None]:
         """Let model thread ``me`` use real primitives for a moment (it keeps the token;

@@ -48,7 +48,7 @@ import threading
 import time
 from typing import Any, Iterator
 
-from . import _hybrid, _real
+from . import _hybrid, _real, _state
 from ._hybrid import caller
 
 __all__ = ["enable", "disable", "intercepted", "enabled", "SimpleQueue"]
@@ -149,11 +149,14 @@ def _join(self: threading.Thread, timeout: float | None = None) -> None:
 
 
 def _is_alive(self: threading.Thread) -> bool:
-    run, _ = caller()
-    rec = run.record_of(self) if run is not None else None
+    # In scheduler terms whenever a model thread asks, also from a wait condition or a
+    # ready test: the OS thread of a finished model thread may still be exiting, and
+    # the answer must not depend on when the OS lets it.
+    run = _state.active
+    rec = run.record_of(self) if run.controlled and run.in_model_thread() else None  # type: ignore[attr-defined]
     if rec is None:
         return _thread_is_alive(self)
-    return not run.finished(rec)
+    return not run.finished(rec)  # type: ignore[attr-defined]
 
 
 # -- installing -------------------------------------------------------------------------
