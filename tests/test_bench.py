@@ -263,7 +263,7 @@ def test_model_targets_run_in_the_modes_stress_run_has_and_are_caught(
     posted = catch_time.Target("posted", run_config={"remover": "posted"})
     assert not posted.can_run("pct") and posted.can_run("stress")
     assert catch_time.catch_once(posted, "pct", 1, 1.0) is None
-    trial = catch_time.catch_once(posted, "stress", 1, 10.0)
+    trial = catch_time.catch_once(posted, "stress", 1, 40.0)   # ends at the catch
     assert trial is not None and trial.caught and trial.runs == 1
     clean = catch_time.catch_once(catch_time.Target("corrected", run_config={}), "naive", 1, 0.2)
     assert clean is not None and not clean.caught
@@ -322,11 +322,11 @@ def test_a_mode_that_raises_shows_error_and_the_others_still_run(
         return real_run(cfg, **kw)
     monkeypatch.setattr(stress_run, "run", run)
     got = catch_time.time_to_catch([catch_time.Target("posted", run_config={"remover": "posted"})],
-                                  ("pct", "stress"), trials=1, budget=5.0)
+                                  ("pct", "stress"), trials=1, budget=40.0)
     [pct] = got["posted"]["pct"]
     assert pct.error and not pct.caught and pct.detail.startswith("NotImplementedError")
     assert got["posted"]["stress"][0].caught
-    assert catch_time._cell([pct], 5.0) == "error"
+    assert catch_time._cell([pct], 40.0) == "error"
 
 
 def test_catch_rate_counts_a_seed_only_when_its_first_violation_is_the_bug(

@@ -51,7 +51,9 @@ def test_each_scheme_and_flavor_is_clean(scheme: str, flavor: str) -> None:
 
 
 def test_posted_rfc_is_found_broken_with_a_reproduce_line() -> None:
-    proc = cli("--duration", "10", "--quiet", "--remover", "posted")
+    # A run ends at its first violation: the long duration costs time only on a miss
+    # (a loaded machine, or a free-threaded interpreter, does fewer cycles a second).
+    proc = cli("--duration", "40", "--quiet", "--remover", "posted", timeout=100)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "BUG: use-after-free" in proc.stdout
     assert "srcu:pgdat (sleepable)" in proc.stdout          # the sleeper was the victim
@@ -59,7 +61,7 @@ def test_posted_rfc_is_found_broken_with_a_reproduce_line() -> None:
     assert lines[-1] == "--- End of test: FAILURE"
     assert lines[-2].startswith("reproduce: rcu-pgdat-stress ")
     # The reproduce line reproduces: run it again (through python -m stress).
-    again = cli(*shlex.split(lines[-2])[2:], "--quiet")
+    again = cli(*shlex.split(lines[-2])[2:], "--quiet", timeout=100)
     assert again.returncode == 1, again.stdout
     assert "BUG: use-after-free" in again.stdout
 
