@@ -52,11 +52,11 @@ def counter_program(locked: bool) -> Callable[[], Program]:
                 if locked:
                     with lock:
                         value = box["n"]
-                        time.sleep(0)
+                        time.sleep(0)        # intercepted: a schedule point, not a wait
                         box["n"] = value + 1
                 else:
                     value = box["n"]
-                    time.sleep(0)
+                    time.sleep(0)            # intercepted: a schedule point, not a wait
                     box["n"] = value + 1
 
         def check() -> None:
@@ -132,7 +132,7 @@ def test_sleep_and_clocks_count_steps() -> None:
     def make() -> Program:
         def body() -> None:
             times.append(time.monotonic())
-            time.sleep(5)
+            time.sleep(5)                    # intercepted: advances the step clock
             times.append(time.monotonic())
             times.append(time.perf_counter() - time.time())
         return Program({"sleeper": body})

@@ -196,7 +196,7 @@ def _ref_field(owner: str, field: str, index: int) -> property:
 
 def _note(obj: Any, field: str, op: str) -> None:
     """Log the access for a controlled run's explanation (caller: a field's accessor)."""
-    _accesses.note(op, obj, field, f"{type(obj).__name__}.{field}", depth=3)
+    _accesses.note(op, obj, field, depth=3)
 
 
 def _hit(obj: Tracked, field: str, value: Any, access: str,
@@ -474,12 +474,13 @@ class TrackedAllocator:
         if obj is None:
             return
         thread, stack = sched.current_name(), _stack.capture()
+        target = unwrap(obj)
         with self._lock:
             problem = self._free_problem(obj)
             if problem is None:
-                self._do_free(unwrap(obj), thread, stack)
+                self._do_free(target, thread, stack)
         if problem is None and _accesses.recording:
-            _accesses.note("free", unwrap(obj), "*", depth=2)
+            _accesses.note("free", target, "*", depth=2)
         if problem is not None:
             kind, why = problem
             name = (obj._meta.label if isinstance(obj, Tracked) and hasattr(obj, "_meta")

@@ -33,8 +33,8 @@ __all__ = ["Access", "AccessLog", "LOG_SIZE", "note", "explain", "WRITES"]
 #: How many of the most recent accesses a run keeps.
 LOG_SIZE = 4096
 
-# Bounds on the search (the accesses explained are the run's last ones; their locations
-# histories come from the whole log).
+# Bounds on the search (the accesses explained are the run's last ones; the histories of
+# their locations come from the whole log).
 _WINDOW = 1024          # most recent accesses considered
 _TRIES = 32             # most recent accesses of the culprit tried as the location
 _PER_LOCATION = 128     # most recent accesses of one location compared
