@@ -1,0 +1,173 @@
+"""Held-out bugs: broken RCU plug-ins nobody showed the harness, judged by its defaults.
+
+``tests/plugins/heldout_plain_rcu.py`` (plain ``threading``, no rcu_pgdat import) and
+``tests/plugins/heldout_rcu.py`` (``sched.point``/``yield_point``/``Mutex``, as the
+README tells a plug-in author) hold six broken RCUs, each a kind of bug that reached
+real RCU code and none of them a catalogue mutant or an ``unseen_rcu`` plug-in, and
+the correct RCU each one breaks. They were written, and what each may cause fixed in
+``BROKEN``, before anything was measured; the measured seeds below were recorded once
+and the plug-ins never edited after. Each runs as ``--flavor MODULE:ATTR`` with the
+default configuration and the default sweep strategy (the portfolio).
+
+Controlled runs are deterministic: the fast tests run each recorded first failing seed
+and check the violation; the ``slow`` selection re-runs the whole sweep of
+1..SEED_BUDGET and the free-running catches. What the defaults miss is listed in
+``DEFAULTS_MISS`` (strict: closing the gap fails here until the entry goes).
+
+To re-measure (``tests/plugins`` on ``PYTHONPATH``)::
+
+    rcu-pgdat-stress --flavor heldout_rcu:UnlockNowIdxRCU --seeds 1-20
+    rcu-pgdat-stress --flavor heldout_rcu:UnlockNowIdxRCU --sched stress --duration 5 --seed 1
+    rcu-pgdat-stress bench --only detection --plugins heldout_plain_rcu:CopyOutsideLockRCU,\
+heldout_plain_rcu:BarrierSeesQueueRCU,heldout_plain_rcu:LockFreeReadRCU,\
+heldout_rcu:UnlockNowIdxRCU,heldout_rcu:SharedNestingRCU,heldout_rcu:StaleQSReportQSBR
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from rcu_pgdat.check import Kind
+from rcu_pgdat.sched import SWEEP_DEFAULT
+from stress.run import RunConfig, StressResult, run
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+SEED_BUDGET = 20
+FREE_BUDGET = 5            # free-running runs of FREE_SECONDS each
+FREE_SECONDS = 5.0
+
+#: A grace period that ended too early.
+EARLY = frozenset({Kind.GP_TOO_SHORT, Kind.USE_AFTER_FREE, Kind.STALE_GENERATION})
+#: A grace period that never ends (a counter or number that never drains).
+NEVER_ENDS = frozenset({Kind.STALL, Kind.DEADLOCK, Kind.LIVELOCK})
+#: Broken plug-in -> (the correct one it breaks, what it may cause), fixed from the
+#: bug alone before any run.
+BROKEN: dict[str, tuple[str, frozenset[Kind]]] = {
+    "heldout_plain_rcu:CopyOutsideLockRCU": ("heldout_plain_rcu:PlainRegistryRCU", EARLY),
+    "heldout_plain_rcu:BarrierSeesQueueRCU": ("heldout_plain_rcu:PlainCallbackRCU", EARLY),
+    "heldout_plain_rcu:LockFreeReadRCU": ("heldout_plain_rcu:PlainFlipRCU",
+                                          EARLY | NEVER_ENDS),
+    "heldout_rcu:UnlockNowIdxRCU": ("heldout_rcu:FlipRCU", EARLY | NEVER_ENDS),
+    "heldout_rcu:SharedNestingRCU": ("heldout_rcu:NestRCU", EARLY | NEVER_ENDS),
+    "heldout_rcu:StaleQSReportQSBR": ("heldout_rcu:MaskQSBR", EARLY),
+}
+CORRECT = sorted({twin for twin, _ in BROKEN.values()})
+
+#: Broken plug-in -> the first seed of 1..SEED_BUDGET whose default sweep run catches it
+#: (measured once with ``test_the_default_sweep_catches_each_within_the_budget``; failing
+#: seeds of 20 in the comment).
+FIRST_FAILING: dict[str, int] = {
+    "heldout_plain_rcu:CopyOutsideLockRCU": 2,     # 9/20, gp-too-short
+    "heldout_plain_rcu:BarrierSeesQueueRCU": 1,    # 6/20, gp-too-short (the barrier)
+    "heldout_rcu:UnlockNowIdxRCU": 1,              # 20/20, stall or livelock
+    "heldout_rcu:SharedNestingRCU": 1,             # 20/20, gp-too-short, stall, livelock
+}
+#: Broken plug-ins the default sweep misses within SEED_BUDGET: gaps of the defaults.
+#: ``LockFreeReadRCU``'s race lies between two plain accesses (a load of the index or
+#: the counter and the store of the counter), where interception puts no schedule
+#: point: only ``--instrument heldout_plain_rcu`` or free-running threads can split
+#: them. ``StaleQSReportQSBR`` never ended a grace period early within 20 seeds; three
+#: seeds (5, 8, 18) ended in a stall or livelock instead (a stale store revived the bit
+#: of a reader that had gone offline or left), which ``BROKEN`` did not list for it
+#: before the measurement and so does not count.
+DEFAULTS_MISS: set[str] = {"heldout_plain_rcu:LockFreeReadRCU",
+                           "heldout_rcu:StaleQSReportQSBR"}
+#: Broken plug-ins free-running stress missed in FREE_BUDGET runs when measured (3.11,
+#: GIL). The others were caught in 5 of 5 runs: the barrier as gp-too-short, the
+#: index and nesting bugs as a stall. A reader registry is written once per thread, at
+#: its start, so a lost registration needs two starts to overlap at one bytecode.
+FREE_MISS: set[str] = {"heldout_plain_rcu:CopyOutsideLockRCU",
+                       "heldout_plain_rcu:LockFreeReadRCU",
+                       "heldout_rcu:StaleQSReportQSBR"}
+
+
+@pytest.fixture(autouse=True)
+def _plugins_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(PLUGINS))
+
+
+def _sweep(spec: str, seed: int) -> StressResult:
+    return run(RunConfig(flavor=spec, sched=SWEEP_DEFAULT, seed=seed), status=None)
+
+
+def _free(spec: str, seed: int, seconds: float) -> StressResult:
+    return run(RunConfig(flavor=spec, sched="stress", duration=seconds, seed=seed),
+               status=None)
+
+
+def _caught(spec: str, result: StressResult) -> bool:
+    return bool(result.violations) and result.violations[0].kind in BROKEN[spec][1]
+
+
+def _first_failing(spec: str) -> int | None:
+    return next((seed for seed in range(1, SEED_BUDGET + 1)
+                 if _caught(spec, _sweep(spec, seed))), None)
+
+
+def test_the_held_out_set_is_disjoint_plain_and_annotated() -> None:
+    assert len(BROKEN) >= 5
+    plain = [spec for spec in BROKEN if spec.startswith("heldout_plain_rcu:")]
+    assert len(plain) >= 2
+    assert not set(FIRST_FAILING) & DEFAULTS_MISS
+    assert set(FIRST_FAILING) | DEFAULTS_MISS == set(BROKEN)
+    tree = ast.parse((PLUGINS / "heldout_plain_rcu.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom)}
+    assert imported <= {"__future__", "threading", "typing"}, imported
+
+
+@pytest.mark.parametrize("spec", sorted(FIRST_FAILING))
+def test_the_default_sweep_catches_each_at_its_recorded_seed(spec: str) -> None:
+    seed = FIRST_FAILING[spec]
+    assert seed <= SEED_BUDGET
+    result = _sweep(spec, seed)
+    assert _caught(spec, result), (spec, seed, [v.kind for v in result.violations])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", sorted(FIRST_FAILING))
+def test_the_default_sweep_catches_each_within_the_budget(spec: str) -> None:
+    assert _first_failing(spec) == FIRST_FAILING[spec]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", sorted(DEFAULTS_MISS))
+@pytest.mark.xfail(strict=True, reason="the default sweep misses it: harness work pending")
+def test_the_default_sweep_misses_these(spec: str) -> None:
+    assert _first_failing(spec) is not None
+
+
+def _free_params() -> list[object]:
+    return [pytest.param(spec, marks=pytest.mark.xfail(
+                reason="free-running missed it when measured (not deterministic)"))
+            if spec in FREE_MISS else spec for spec in sorted(BROKEN)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", _free_params())
+def test_free_running_stress_catches_each(spec: str) -> None:
+    results = []
+    for seed in range(1, FREE_BUDGET + 1):
+        result = _free(spec, seed, FREE_SECONDS)
+        results.append([v.kind.value for v in result.violations[:1]])
+        if _caught(spec, result):
+            return
+    pytest.fail(f"{spec} survived {FREE_BUDGET} free-running runs: {results}")
+
+
+@pytest.mark.parametrize("spec", CORRECT)
+@pytest.mark.parametrize("seed", [1, 2, 3])       # portfolio: pct, pos, random
+def test_the_correct_rcus_they_break_run_clean(spec: str, seed: int) -> None:
+    result = _sweep(spec, seed)
+    assert result.ok, result.violations[0].format()
+
+
+@pytest.mark.parametrize("spec", CORRECT)
+def test_the_correct_rcus_run_clean_free_running(spec: str) -> None:
+    result = _free(spec, 1, 1.0)
+    assert result.ok, result.violations[0].format()
