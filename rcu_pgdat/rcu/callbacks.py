@@ -99,7 +99,7 @@ class CallbackWorker:
         done = sched.Event(f"{self.name}.barrier")
         self.enqueue(done.set)
         sched.wait_until(lambda: done.is_set() or self.broken is not None,
-                         f"{self.name}: barrier")
+                         f"{self.name}: barrier", pure=True)
         if not done.is_set():
             raise ShutdownError(f"{self.name}: the grace period failed ({self.broken!r}); "
                                 "callbacks queued before this barrier will not run")

@@ -34,7 +34,7 @@ from typing import Any, Callable
 from . import _real  # noqa: F401 - first: capture the real primitives before any patch
 from . import _state, accesses
 from .accesses import Access, explain, note as note_access
-from ._base import ReadyCond, Scheduler
+from ._base import PureCond, ReadyCond, Scheduler
 from ._report import interleaving_table
 from .controlled import ControlledScheduler, Outcome, RunResult, RunStopped, ThreadError
 from .explore import ExploreResult, explore
@@ -52,6 +52,7 @@ from .trace import Step, Trace
 __all__ = [
     "Scheduler",
     "ReadyCond",
+    "PureCond",
     "StressScheduler",
     "Event",
     "Mutex",
@@ -60,6 +61,7 @@ __all__ = [
     "wait_until",
     "sleep",
     "now",
+    "exit_mark",
     "spawn",
     "current_name",
     "active",
@@ -117,13 +119,18 @@ def yield_point(label: str) -> None:
 
 
 def wait_until(cond: Callable[[], Any], what: str, timeout: float | None = None, *,
-               ready: Callable[[], Any] | None = None) -> bool:
+               ready: Callable[[], Any] | None = None, pure: bool = False) -> bool:
     """Block until ``cond()`` is true (evaluated by this thread only); see ``Scheduler``.
 
     ``ready``: an optional pure test that rules the wait out without waking the waiter
     (see :class:`ReadyCond`; for a ``cond`` without side effects, ``cond`` itself).
+    ``pure``: ``cond`` has no side effect and does not depend on the calling thread, so
+    a controlled scheduler may evaluate it where it decides instead of waking the
+    waiter to (see :class:`PureCond`; the same schedules, fewer hand-overs).
     """
     _state.might_sleep(what)
+    if pure:
+        cond = PureCond(cond)
     return _state.active.wait_until(cond if ready is None else ReadyCond(cond, ready),
                                     what, timeout)
 
@@ -137,6 +144,11 @@ def sleep(duration: float) -> None:
 def now() -> float:
     """The active scheduler's clock (seconds, or steps in controlled mode)."""
     return _state.active.now()
+
+
+def exit_mark() -> int | None:
+    """See ``Scheduler.exit_mark``: moves whenever a thread may have ended."""
+    return _state.active.exit_mark()
 
 
 def progress(label: str) -> None:

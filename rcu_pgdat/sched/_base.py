@@ -22,6 +22,11 @@ The contract every implementation keeps, and that the algorithms rely on:
   a hand-over to a waiter that would only find its condition false; a scheduler that
   does not know ready tests simply calls the condition, so custom schedulers keep
   working unchanged.
+* A condition may be declared *pure* (:class:`PureCond`): no side effect, independent
+  of the calling thread, non-blocking. A controlled scheduler may then evaluate it in
+  the thread that decides, where it would otherwise hand the token to the waiter only
+  to have it evaluate the condition (a *probe*); the decisions stay the same, the
+  hand-over is saved. Unlike a ready test it never rules a waiter out beforehand.
 * No implementation holds the GIL while it waits: a waiter either sleeps in the OS or
   is parked by the controlled scheduler.
 """
@@ -32,7 +37,7 @@ import threading
 import time
 from typing import Any, Callable
 
-__all__ = ["Scheduler", "ReadyCond"]
+__all__ = ["Scheduler", "ReadyCond", "PureCond"]
 
 
 class ReadyCond:
@@ -46,6 +51,19 @@ class ReadyCond:
     def __init__(self, cond: Callable[[], Any], ready: Callable[[], Any]) -> None:
         self.cond = cond
         self.ready = ready
+
+    def __call__(self) -> Any:
+        return self.cond()
+
+
+class PureCond:
+    """A wait condition without side effects that any thread may evaluate (see the
+    module docstring). Calling it evaluates ``cond``."""
+
+    __slots__ = ("cond",)
+
+    def __init__(self, cond: Callable[[], Any]) -> None:
+        self.cond = cond
 
     def __call__(self) -> Any:
         return self.cond()
@@ -116,6 +134,15 @@ class Scheduler:
     def now(self) -> float:
         """The scheduler's clock: monotonic seconds here, steps in controlled mode."""
         return time.monotonic()
+
+    def exit_mark(self) -> int | None:
+        """A number that moves whenever a thread's ``is_alive()`` may have changed its
+        answer, or ``None`` when the scheduler cannot tell (here: the OS decides).
+
+        While it stays the same, a test that found every thread it watches alive may
+        take that answer as still true (ready tests use it to skip the check).
+        """
+        return None
 
     #: Free-running: how often progress was noted, and the last label (what a watchdog
     #: reads; an increment lost to a race between two threads still moves the count).

@@ -23,6 +23,15 @@ without it. A false ``cond`` must have no side effect (``acquire(False)`` failin
 none), which is what lets a replay skip those probes. Deadlock is then exact: no
 candidate, no timed waiter, some live thread.
 
+Probes in place. A *pure* condition (``PureCond``: no side effect, the same answer in
+any thread) is probed by the deciding thread itself, which holds the token and the
+lock, so nothing can change between its evaluation and the waiter's. False: the
+decider does exactly what the woken waiter would have done (note it in this decision's
+``blocked``, bring its epoch up to date, decide again), so the strategy sees the same
+questions in the same order and the schedule is the same, byte for byte, minus a
+hand-over to the waiter and one back. True (or an error): the waiter is woken to
+evaluate it itself as before, and takes the step.
+
 The simpler designs this replaces, and why they are wrong:
 
 * A global "baton" lock that threads take at each point: the releasing thread can take
@@ -60,7 +69,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import UsageError
 from . import _real
-from ._base import ReadyCond, Scheduler
+from ._base import PureCond, ReadyCond, Scheduler
 from .accesses import Access, AccessLog, explain
 from ._report import interleaving_table, thread_stack
 from .decision import Decision, Strategy
@@ -199,8 +208,8 @@ class _Thread:
     """
 
     __slots__ = ("name", "target", "thread", "gate", "permit", "status", "label", "what",
-                 "waits", "ready", "deadline", "epoch", "wake", "last_step", "unwinding",
-                 "error", "in_cond", "yielded")
+                 "waits", "ready", "pure", "deadline", "epoch", "wake", "last_step",
+                 "unwinding", "error", "in_cond", "yielded")
 
     def __init__(self, name: str, target: Callable[[], None]) -> None:
         self.name = name
@@ -213,6 +222,7 @@ class _Thread:
         self.what = ""                        # what a blocked thread waits for
         self.waits = False                    # blocked on a condition (not only time)
         self.ready: Callable[[], Any] | None = None   # the waiter's pure "may go on" test
+        self.pure: Callable[[], Any] | None = None    # its condition, when pure (PureCond)
         self.deadline: int | None = None      # step at which a timed wait is due
         self.epoch = 0                        # scheduler epoch of its last false cond
         self.wake = _RUN
@@ -292,6 +302,7 @@ class ControlledScheduler(Scheduler):
         self._prev: _Thread | None = None              # ran the last step
         self._clock = 0
         self._epoch = 0                                # bumped by every step/time jump
+        self._exits = 0                                # model threads finished
         self._steps: list[Step] = []
         self._preemptions: list[int] = []
         self._asked_index = -1                         # decision index last asked about
@@ -377,6 +388,13 @@ class ControlledScheduler(Scheduler):
 
     def now(self) -> float:
         return self._clock
+
+    def exit_mark(self) -> int | None:
+        # With interception on, a model thread asking ``is_alive()`` of a model thread
+        # gets ``not finished(rec)``, which changes only where ``_exits`` is bumped
+        # (under the lock, with the status). Without it the OS answers: no mark.
+        # Threads outside the run are the OS's either way; see ``FlavorBase._wait_for``.
+        return self._exits if self.intercept else None
 
     def progress(self, label: str) -> None:
         # Written by the token holder (a model thread) or, before the run, the driver.
@@ -487,6 +505,8 @@ class ControlledScheduler(Scheduler):
             me.what = what if deadline is None else f"{what} (until step {deadline})"
             me.waits = cond is not None
             me.ready = ready
+            inner = cond.cond if isinstance(cond, ReadyCond) else cond
+            me.pure = inner.cond if isinstance(inner, PureCond) else None
             me.deadline = deadline
             while True:
                 me.epoch = self._epoch           # cond is false as of now (invariant B)
@@ -513,6 +533,7 @@ class ControlledScheduler(Scheduler):
                     me.deadline = None
                     me.waits = False
                     me.ready = None
+                    me.pure = None
                     return ok
                 self._blocked_now.append(me.name)  # still blocked: decide again
 
@@ -648,16 +669,37 @@ class ControlledScheduler(Scheduler):
                     f"which is not a candidate ({', '.join(decision.candidates)})")
                 self._end_locked(Outcome.STOPPED, str(self._internal))
                 return
-            self._last_switch = _real.monotonic()
             if chosen.status == _RUNNABLE or (chosen.deadline is not None
                                               and chosen.deadline <= self._clock):
                 self._grant_locked(chosen)
                 chosen.wake = _RUN
             else:
+                if chosen.pure is not None and self._probe_here(chosen.pure) is False:
+                    # What the woken waiter would do (``_block``), without waking it.
+                    self._blocked_now.append(chosen.name)
+                    chosen.epoch = self._epoch
+                    continue
                 self._running = chosen           # a probe: it decides again if still blocked
                 chosen.wake = _PROBE
+            self._last_switch = _real.monotonic()
             self._hand(chosen)                   # hand-over; pairs with _park()
             return
+
+    def _probe_here(self, cond: Callable[[], Any]) -> bool | None:
+        """Evaluate a waiter's pure condition in the deciding thread (lock held), as
+        ``_eval`` does in the waiter; ``None`` when the waiter must do it itself (an
+        error, which it will meet, or a decider that is not a model thread, for which
+        interception would answer in other terms)."""
+        me: _Thread | None = getattr(self._tls, "me", None)
+        if me is None:
+            return None
+        was, me.in_cond = me.in_cond, True
+        try:
+            return bool(cond())
+        except Exception:  # noqa: BLE001 - the waiter's own evaluation reports it
+            return None
+        finally:
+            me.in_cond = was
 
     @staticmethod
     def _hand(t: _Thread) -> None:
@@ -745,6 +787,7 @@ class ControlledScheduler(Scheduler):
         finally:
             with self._lock:
                 rec.status = _FINISHED
+                self._exits += 1                 # what exit_mark() promises
                 self._live.remove(rec)
                 if self._running is rec:
                     self._dispatch_locked()

@@ -49,6 +49,7 @@ import time
 from typing import Any, Iterator
 
 from . import _hybrid, _real, _state
+from ._base import PureCond
 from ._hybrid import caller
 
 __all__ = ["enable", "disable", "intercepted", "enabled", "SimpleQueue"]
@@ -143,7 +144,7 @@ def _join(self: threading.Thread, timeout: float | None = None) -> None:
         return
     if rec is me:
         raise RuntimeError("cannot join current thread")
-    if run.wait_until(lambda: run.finished(rec), f"join {rec.name}", timeout):
+    if run.wait_until(PureCond(lambda: run.finished(rec)), f"join {rec.name}", timeout):
         with run.raw(me):            # it finished its last step; let the OS thread end
             _thread_join(self)
 
