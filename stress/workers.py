@@ -120,6 +120,12 @@ class WorkerStats:
         if not self.section_hist:
             self.section_hist = [0] * len(self.buckets)
 
+    def count_result(self, result: str) -> None:
+        """Count one finished remover operation (``in`` and ``[]``, not dict.get:
+        docs/design.md, section 6)."""
+        results = self.results
+        results[result] = results[result] + 1 if result in results else 1
+
     def section_length(self, length: float) -> None:
         """Count one read-side section of ``length`` in the histogram."""
         for i, bound in enumerate(self.buckets):
@@ -527,10 +533,10 @@ def remover(ctx: RunContext, task: Task, stats: WorkerStats) -> None:
         offline = [nid for nid in range(nr) if not system.node_online.test(nid)]
         if offline and (len(online) <= 1 or rng.random() < 0.5):
             if system.remover.online_node(offline[rng.randrange(len(offline))]):
-                stats.results["online"] = stats.results.get("online", 0) + 1
+                stats.count_result("online")
         else:
             result = system.remover.offline_node(online[rng.randrange(len(online))])
-            stats.results[result] = stats.results.get(result, 0) + 1
+            stats.count_result(result)
         task.cond_resched()
         task.sleep(ctx.remover_pause)
 

@@ -403,7 +403,8 @@ class TrackedAllocator:
         with self._lock:
             self._serial += 1
             label = label if label is not None else f"{cls.__name__.lower()}#{self._serial}"
-            gen = self._generations.get(label, 0) + 1
+            # ``in`` and ``[]``, not dict.get: docs/design.md, section 6 (free-threaded 3.13)
+            gen = (self._generations[label] if label in self._generations else 0) + 1
             self._generations[label] = gen
             self.allocated += 1
             obj._meta = _Meta(self, label, thread, stack)

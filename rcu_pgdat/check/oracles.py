@@ -78,18 +78,19 @@ the same lock, which orders the two. A read of ``obj`` sees its count; more than
 means a full grace period passed after removal while a reader could still reach it:
 reported as ``pipeline``. Records are keyed by ``id()`` of the target and keep it
 alive, so an id is never reused while its record exists; a re-initialized target (new
-generation) reads as not retired. Readers only look records up (``dict.get``, safe
-against a concurrent insert on both builds) and load their counts.
+generation) reads as not retired. Readers only look records up (a test and a load,
+each safe against a concurrent insert on both builds; a record evicted between the two
+reads as not retired, as it would a moment later) and load their counts.
 
 Locks and ordering
 ------------------
-``Oracles._lock`` (a private ``threading.Lock``) guards ``_keys`` (inserts; readers
-``get``), every ``KeyState`` counter, ``_retired`` and every ``GracePeriod.ended``. It
-is held for bookkeeping only: no schedule point, no wait, no report inside, and no
-reader takes it after its first section of a key. The registry's lock is a leaf. The
-allocator's and the collector's locks are never held while another is taken. Reports go
-to the collector after ``_lock`` is released: the collector calls back into
-:meth:`Oracles.stats` for its context lines.
+``Oracles._lock`` (a private ``threading.Lock``) guards ``_keys`` (inserts only;
+readers test and load), every ``KeyState`` counter, ``_retired`` and every
+``GracePeriod.ended``. It is held for bookkeeping only: no schedule point, no wait, no
+report inside, and no reader takes it after its first section of a key. The registry's
+lock is a leaf. The allocator's and the collector's locks are never held while another
+is taken. Reports go to the collector after ``_lock`` is released: the collector calls
+back into :meth:`Oracles.stats` for its context lines.
 """
 
 from __future__ import annotations
@@ -260,7 +261,7 @@ class Oracles:
             return self._key_locked(key, sleepable)
 
     def _key_locked(self, key: str, sleepable: bool | None) -> KeyState:
-        ks = self._keys.get(key)
+        ks = self._keys[key] if key in self._keys else None  # not dict.get: design.md, sec. 6
         if ks is None:
             ks = self._keys[key] = KeyState(key, sleepable)
         elif sleepable is not None and ks.sleepable != sleepable:
@@ -373,7 +374,7 @@ class Oracles:
         One load and no lock, so a reader may poll it inside its section: how many
         grace periods a section has seen end is what ``Reader Batch`` counts.
         """
-        ks = self._keys.get(key)
+        ks = self._keys[key] if key in self._keys else None  # not dict.get: design.md, sec. 6
         return 0 if ks is None else ks.completed
 
     def gp_counts(self) -> dict[str, tuple[int, int]]:
@@ -456,7 +457,11 @@ class Oracles:
                     counts: Counts | None) -> int:
         """Count a read of ``obj`` under ``key`` (``counts``: the thread's, if known)."""
         target = obj._obj if isinstance(obj, Ref) else obj
-        rec = self._retired.get(id(target))
+        ident = id(target)
+        try:                # not dict.get: docs/design.md, section 6
+            rec = self._retired[ident] if ident in self._retired else None
+        except KeyError:    # evicted between the test and the load: not retired now
+            rec = None
         pipe = 0
         if rec is not None:
             if rec.generation is not None and rec.generation != generation(target):

@@ -102,7 +102,8 @@ class Remover:
 
     def finish(self, result: str) -> str:
         """An offline or online operation ended with ``result``: count it, as progress."""
-        self.done[result] = self.done.get(result, 0) + 1
+        done = self.done        # ``in`` and ``[]``, not dict.get: docs/design.md, section 6
+        done[result] = done[result] + 1 if result in done else 1
         self.system.stats.count_hotplug(result)
         self.enter("idle")
         sched.progress(PROGRESS)
