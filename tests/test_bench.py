@@ -345,9 +345,30 @@ def test_catch_rate_counts_a_seed_only_when_its_first_violation_is_the_bug(
     assert catch_rate.caught_within("posted", range(1, 4), 2.0) == [0.25, None, None]
     assert runs == [("posted", "stress", seed, 2.0) for seed in (1, 2, 3)]
     monkeypatch.setattr(catch_rate, "MUTANTS", {"posted": MUTANTS["posted"]})
+    monkeypatch.setattr(catch_rate, "remover_offlines",
+                        lambda seeds, seconds: [10 * seed for seed in seeds])
     sec = catch_rate.section(_common.Options(quick=True))       # seeds 1..2
     assert sec.rows == [["posted", "1/2", 0.25]]
     assert sec.data["caught"] == {"posted": [0.25, None]}
+    assert sec.data["offlines"] == [10, 20]
+    assert "median 15 (min 10, max 20)" in sec.notes[-1]
+
+
+def test_catch_rate_counts_the_offlines_of_a_clean_stress_run_of_the_defaults(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stress.config import RunConfig
+    seen: list[RunConfig] = []
+
+    def run(cfg: RunConfig, status: Any) -> Any:
+        seen.append(cfg)
+        return mock.Mock(system=mock.Mock(stats=mock.Mock(offlines=cfg.seed + 1)))
+    monkeypatch.setattr(catch_rate, "run", run)
+    assert catch_rate.remover_offlines(range(3, 5), 2.0) == [4, 5]
+    defaults = RunConfig()
+    for cfg, seed in zip(seen, (3, 4), strict=True):
+        assert (cfg.sched, cfg.seed, cfg.duration, cfg.keep_going) == ("stress", seed, 2.0, True)
+        assert (cfg.remover, cfg.inject, cfg.thread_plan()) == (
+            defaults.remover, defaults.inject, defaults.thread_plan())
 
 
 def test_the_mutant_catalogue_plugs_in_as_model_targets() -> None:

@@ -8,6 +8,11 @@ free-running run of that length finds the bug. The seeds fix each thread's yield
 the OS's choices, so the same seeds under another interpreter (``--also PYTHON``, e.g.
 a free-threaded build next to a GIL build) make the comparison: the table shows the
 two side by side.
+
+A catch needs the remover to cycle: a note under the table gives how many offline
+operations the corrected remover finished in a clean run of the defaults of the same
+length, per seed (the runs go on for the whole duration), so that a gap between two
+interpreters can be told apart from a harness that does less per second on one.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from rcu_pgdat.mutants import MUTANTS
 
 from stress.mutants import run_one
+from stress.run import RunConfig, run
 
 from ._common import Options, Section, median
 
@@ -37,6 +43,14 @@ def caught_within(name: str, seeds: range, seconds: float) -> list[float | None]
     return found
 
 
+def remover_offlines(seeds: range, seconds: float) -> list[int]:
+    """Per seed: the offlines the corrected remover finished in a clean ``seconds``
+    run of the defaults under ``--sched stress`` (to the end of the run)."""
+    return [run(RunConfig(sched=MODE, seed=seed, duration=seconds, keep_going=True),
+                status=None).system.stats.offlines
+            for seed in seeds]
+
+
 def section(opts: Options) -> Section:
     """Caught seeds out of N per mutant, and the median time of the catching runs."""
     seeds = range(1, opts.pick(2, 8) + 1)
@@ -51,10 +65,15 @@ def section(opts: Options) -> Section:
         total += len(times)
         rows.append([name, f"{len(times)}/{len(seeds)}", median(times) if times else None])
         data[name] = found
+    opts.say("bench: catch-rate: remover offlines in clean runs")
+    offlines = remover_offlines(seeds, seconds)
     return Section(
         "catch-rate", "Free-running catch rate over the same seeds",
         ["mutant", "caught", "median s"], rows,
         [f"Seeds {seeds.start}..{seeds.stop - 1}, {seconds:g} s each, --sched {MODE}: "
          f"runs whose first violation is one the mutant must cause; {total} of "
-         f"{len(seeds) * len(rows)} in all. Compare interpreters with --also PYTHON."],
-        data={"seeds": list(seeds), "seconds": seconds, "caught": data})
+         f"{len(seeds) * len(rows)} in all. Compare interpreters with --also PYTHON.",
+         f"Remover offlines in a clean {seconds:g} s run of the defaults, same seeds: "
+         f"median {median(offlines):g} (min {min(offlines)}, max {max(offlines)})."],
+        data={"seeds": list(seeds), "seconds": seconds, "caught": data,
+              "offlines": offlines})
