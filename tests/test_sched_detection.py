@@ -55,7 +55,11 @@ def test_cells_summaries_and_the_portfolio_ratio() -> None:
                  "portfolio": Cell(4, [4])},
            "b": {"stress": Cell(4, [1]), "random": Cell(4, []), "pct d=2": Cell(4, []),
                  "portfolio": Cell(4, [1])}}
-    assert detection.portfolio_ratios(got) == {"a": 2.0}   # free-running seeds aside
+    assert detection.portfolio_ratios(got, "first") == {"a": 2.0}   # free-running aside
+    assert cell.expected == 2.0 and math.isinf(Cell(seeds=4).expected)
+    got["a"]["random"] = Cell(4, [2, 3, 4])          # expected 4/3; the portfolio's 4/1
+    assert detection.portfolio_ratios(got) == {"a": 3.0}
+    assert detection.portfolio_ratios(got, "first") == {"a": 2.0}
     assert detection._censored_median([1.0, 3.0, math.inf]) == 3.0
     assert detection._censored_median([1.0, math.inf]) == math.inf
 
@@ -65,7 +69,8 @@ def test_section_shape_on_a_tiny_run() -> None:
     sec = detection.section(opts, targets=[Target("broken", {"flavor": BROKEN, "nodes": 2})])
     assert sec.columns[0] == "target" and "portfolio" in sec.columns
     assert [r[0] for r in sec.rows] == ["broken", "caught within 4 seeds",
-                                        "median seeds to catch"]
+                                        "median seeds to catch",
+                                        "expected seeds to catch (N/failures), median"]
     assert sec.rows[1][1:].count("1/1") >= len(sec.columns) - 2   # stress may miss
 
 

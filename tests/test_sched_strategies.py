@@ -51,7 +51,7 @@ def test_options_are_checked_with_the_flag_name() -> None:
 
 def test_unknown_names_and_search_modes_are_refused_with_the_choices() -> None:
     with pytest.raises(UsageError, match="unknown scheduling strategy 'bogus'; choose one of "
-                                         "portfolio, random, pct, pos, dfs"):
+                                         "portfolio, random, pct, pos, delay, dfs"):
         sched.make_strategy("bogus", 1)
     with pytest.raises(UsageError, match="dfs is not a strategy per seed"):
         sched.make_strategy("dfs", 1)

@@ -42,8 +42,9 @@ from .primitives import Event, Mutex
 from .runner import Program, ProgramFactory, calibrate_steps, replay, run_free, run_program
 from .shrink import shrink
 from .strategies import (CONTROLLED_MODES, STRATEGIES, SWEEP_DEFAULT, ChoiceStrategy,
-                         Decision, GuidedStrategy, PCTStrategy, PortfolioStrategy, POSStrategy,
-                         RandomStrategy, ReplayStrategy, Strategy, StrategySpec,
+                         Decision, DelayStrategy, GuidedStrategy, PCTStrategy,
+                         PortfolioStrategy, POSStrategy, RandomStrategy, ReplayStrategy,
+                         Strategy, StrategySpec,
                          describe_strategy, make_strategy)
 from .stress import StressScheduler
 from .sweep import SweepResult, sweep
@@ -80,6 +81,7 @@ __all__ = [
     "PCTStrategy",
     "POSStrategy",
     "PortfolioStrategy",
+    "DelayStrategy",
     "ReplayStrategy",
     "GuidedStrategy",
     "ChoiceStrategy",

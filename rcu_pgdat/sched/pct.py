@@ -63,6 +63,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from ._rounds import LoopRounds
 from .decision import Decision, Strategy
 
 __all__ = ["PCTStrategy"]
@@ -91,9 +92,7 @@ class PCTStrategy(Strategy):
         self._queue: list[str] = []
         self._seen: set[str] = set()        # membership only, never iterated
         self._last_index = -1
-        self._last_yield: dict[str, int] = {}
-        self._periods = 0                   # yields that closed a round of their thread
-        self._period_sum = 0                # ... and the steps those rounds took
+        self._rounds = LoopRounds()
         self.change_points: list[int] = []  # step indices where a change point fell
         # Until a round is measured: classic PCT's d-1 points among steps 1..steps.
         self._classic = set(self._rng.sample(range(1, steps + 1), min(depth - 1, steps)))
@@ -101,7 +100,7 @@ class PCTStrategy(Strategy):
     @property
     def round_length(self) -> float:
         """The measured loop period ``r`` (the expected run length until measured)."""
-        return self._period_sum / self._periods if self._periods else float(self.steps)
+        return self._rounds.length(float(self.steps))
 
     def choose(self, d: Decision) -> str:
         for name in d.candidates:              # start order: deterministic insertion
@@ -122,13 +121,9 @@ class PCTStrategy(Strategy):
         if prev is None:
             return
         if d.prev_yielded:
-            last = self._last_yield.get(prev)
-            if last is not None:
-                self._periods += 1
-                self._period_sum += d.index - last
-            self._last_yield[prev] = d.index
+            self._rounds.yielded(prev, d.index)
             self._demote(prev)
-        elif not self._periods:                # no round measured: classic PCT
+        elif not self._rounds.measured:        # no round measured: classic PCT
             if d.index in self._classic:
                 self.change_points.append(d.index)
                 self._demote(prev)

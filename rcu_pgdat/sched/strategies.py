@@ -19,7 +19,7 @@ seed (``per_seed`` is false): it is a search over many runs,
 :func:`~rcu_pgdat.sched.explore`, and :func:`make_strategy` refuses it.
 
 The strategy classes live in their own modules (``decision`` the interface, ``basic``
-random/replay/guided/choice, ``pct``, ``pos``, ``portfolio``) and are re-exported here.
+random/replay/guided/choice, ``pct``, ``pos``, ``delay``, ``portfolio``) and are re-exported here.
 :data:`SWEEP_DEFAULT` names the strategy every sweep of seeds runs unless told otherwise.
 """
 
@@ -31,12 +31,13 @@ from typing import Any, Callable, Mapping
 from ..errors import UsageError
 from .basic import ChoiceStrategy, GuidedStrategy, RandomStrategy, ReplayStrategy, Switch
 from .decision import Decision, Strategy
+from .delay import DelayStrategy
 from .pct import PCTStrategy
 from .pos import POSStrategy
 from .portfolio import PortfolioStrategy
 from .portfolio import needs_steps as _portfolio_needs_steps
 
-__all__ = ["Decision", "Strategy", "RandomStrategy", "PCTStrategy", "POSStrategy",
+__all__ = ["Decision", "Strategy", "RandomStrategy", "PCTStrategy", "POSStrategy", "DelayStrategy",
            "PortfolioStrategy", "ReplayStrategy",
            "GuidedStrategy", "Switch", "ChoiceStrategy", "Param", "StrategySpec",
            "STRATEGIES", "PER_SEED", "SWEEP_DEFAULT", "make_strategy", "describe_strategy",
@@ -144,14 +145,18 @@ def _pos(seed: int, o: Mapping[str, Any]) -> Strategy:
     return POSStrategy(seed)
 
 
+def _delay(seed: int, o: Mapping[str, Any]) -> Strategy:
+    return DelayStrategy(seed)
+
+
 def _portfolio(seed: int, o: Mapping[str, Any]) -> Strategy:
     return PortfolioStrategy(seed, steps=o["steps"])
 
 
 STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
     StrategySpec(
-        "portfolio", "seed i runs one strategy of a fixed rotation (random, pct d=3, pos, "
-                     "random, pct d=2, pct d=5); the default of every seed sweep",
+        "portfolio", "seed i runs one strategy of a fixed rotation (pct d=3, delay, pos, "
+                     "delay, pct d=2, delay); the default of every seed sweep",
         build=_portfolio, needs_steps=True, steps_for=_portfolio_needs_steps),
     StrategySpec(
         "random", "uniform choice among the runnable threads at every step; weak on bugs "
@@ -169,6 +174,11 @@ STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
                "where two updaters must interleave at one lock or cookie, and on a "
                "reader's misplaced quiescent state (detection benchmark)",
         build=_pos),
+    StrategySpec(
+        "delay", "uniform random, plus a few threads parked for up to six measured loop "
+                 "rounds (four parkings a round): random's fine interleaving and PCT's long "
+                 "delays in one run; no depth to choose",
+        build=_delay),
     StrategySpec(
         "dfs", "every interleaving with at most K preemptions, fewest first (not per seed)",
         params=(Param("max_preemptions", 2, "dfs: preemption bound", minimum=0),

@@ -7,7 +7,7 @@ byte-identical files (whatever ``PYTHONHASHSEED`` is)::
 
     {
      "format": "rcu-pgdat-schedule",   # always this string
-     "version": 2,                     # written as 2; versions 1 and 2 are read
+     "version": 3,                     # written as 3; versions 1 to 3 are read
      "strategy": {"name": "pct", "seed": 7, "depth": 3, "steps": 60},
      "config": {"max_steps": 10000, "livelock_steps": null},
      "outcome": "failed",              # ok failed deadlock livelock hang budget stopped abandoned
@@ -36,7 +36,9 @@ Versions. Version 2 changed what a seed means, not what a trace means: a waiter 
 were revised, so a seed may now give another schedule than the one a version-1 file
 recorded for it. The steps of a version-1 file still replay exactly (a recorded step of
 a waiter is a step whose condition was true, which its ``ready`` test cannot rule out),
-so version 1 is still read.
+so version 1 is still read. Version 3 changed what a portfolio seed means again (the
+rotation runs ``delay`` on every other seed, no longer ``random`` and ``pct d=5``);
+a trace's steps replay as before, so versions 1 and 2 are still read.
 """
 
 from __future__ import annotations
@@ -51,9 +53,9 @@ from ..errors import TraceError
 __all__ = ["FORMAT", "VERSION", "Step", "Trace"]
 
 FORMAT = "rcu-pgdat-schedule"
-VERSION = 2
+VERSION = 3
 #: Versions :meth:`Trace.load` accepts (their steps replay the same; see above).
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ What a user gets when they sweep seeds is what this measures. For every target (
 mutant of ``rcu_pgdat.mutants``, run as the catalogue runs it: the default
 configuration plus only what the mutant structurally needs, ``catalogue_config``; and
 any RCU plug-in named with ``--plugins``) and every strategy (free-running stress;
-controlled random, PCT at each depth of :data:`PCT_DEPTHS`, POS and the portfolio), seeds
+controlled random, PCT at each depth of :data:`PCT_DEPTHS` (the depths the portfolio
+runs), POS, delay and the portfolio), seeds
 ``1..N`` each run once. A run *fails* when it reports the violation the target must
 cause (a mutant's ``caught_by``; for a plug-in, any violation); a run that reports
 something else is counted apart, as a harness problem.
@@ -38,13 +39,14 @@ __all__ = ["Target", "STRATEGY_COLUMNS", "PCT_DEPTHS", "catalogue_targets",
            "plugin_targets", "matrix", "section"]
 
 #: PCT depths measured, each its own column.
-PCT_DEPTHS = (2, 3, 5)
+PCT_DEPTHS = (2, 3)
 #: Columns: (label, ``RunConfig`` values). ``stress`` is free-running.
 STRATEGY_COLUMNS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("stress", {"sched": "stress"}),
     ("random", {"sched": "random"}),
     *((f"pct d={d}", {"sched": "pct", "pct_depth": d}) for d in PCT_DEPTHS),
     ("pos", {"sched": "pos"}),
+    ("delay", {"sched": "delay"}),
     ("portfolio", {"sched": "portfolio"}),
 )
 #: Seconds of one free-running seed (full, quick).
@@ -114,6 +116,14 @@ class Cell:
         """The first failing seed (``inf``: none)."""
         return float(min(self.failing)) if self.failing else math.inf
 
+    @property
+    def expected(self) -> float:
+        """Expected seeds to catch: seeds run over seeds that failed (``inf``: none).
+
+        Less noisy than :attr:`first`, which is one draw of a geometric variable (and
+        the best of several columns' first seeds is biased low)."""
+        return self.seeds / len(self.failing) if self.failing else math.inf
+
     def text(self) -> str:
         head = f"{min(self.failing)}" if self.failing else "-"
         return f"{head} ({len(self.failing)}/{self.seeds})"
@@ -155,16 +165,25 @@ def _censored_median(values: list[float]) -> float:
 FREE_COLUMNS = ("stress",)
 
 
-def portfolio_ratios(got: dict[str, dict[str, Cell]]) -> dict[str, float]:
-    """Per target: the portfolio's first failing seed over the best single controlled
-    strategy's (``inf`` if only the others caught it)."""
+def portfolio_ratios(got: dict[str, dict[str, Cell]],
+                     metric: str = "expected") -> dict[str, float]:
+    """Per target: the portfolio's seeds to catch over the best single controlled
+    strategy's (``inf`` if only the others caught it), by ``metric``: ``expected``
+    (:attr:`Cell.expected`) or ``first`` (:attr:`Cell.first`)."""
     out: dict[str, float] = {}
     for name, cells in got.items():
-        best = min(c.first for label, c in cells.items()
+        best = min(getattr(c, metric) for label, c in cells.items()
                    if label != "portfolio" and label not in FREE_COLUMNS)
         if math.isfinite(best):
-            out[name] = cells["portfolio"].first / best
+            out[name] = getattr(cells["portfolio"], metric) / best
     return out
+
+
+def _ratio_note(ratios: dict[str, float], what: str) -> str:
+    worst = max(ratios.items(), key=lambda kv: kv[1])
+    over = ", ".join(f"{n} {r:.3g}x" for n, r in ratios.items() if r > 2)
+    return (f"Portfolio / best single controlled strategy, {what}: worst {worst[1]:.3g}x "
+            f"({worst[0]}); over 2x: {over or 'none'}")
 
 
 def section(opts: Options, targets: Sequence[Target] | None = None) -> Section:
@@ -188,17 +207,22 @@ def section(opts: Options, targets: Sequence[Target] | None = None) -> Section:
                for label in labels]
     rows.append(["median seeds to catch",
                  *(f"{m:g}" if math.isfinite(m) else "never" for m in medians)])
+    rows.append(["expected seeds to catch (N/failures), median", *(
+        _fmt(_censored_median([got[t.name][label].expected for t in targets]))
+        for label in labels)])
     ratios = portfolio_ratios(got)
-    worst = max(ratios.items(), key=lambda kv: kv[1]) if ratios else None
+    firsts = portfolio_ratios(got, "first")
     notes = [f"Seeds 1..{seeds} per cell, --steps {steps} (controlled), {seconds:g} s a "
              "seed (stress, free-running); default configuration plus what each mutant "
              "needs. Cell: first failing seed (failing seeds / seeds); '-': none failed. "
              f"PCT depths {', '.join(map(str, PCT_DEPTHS))}; portfolio: seed i runs entry "
              "i of its rotation (rcu_pgdat.sched.portfolio)."]
-    if worst is not None:
-        notes.append("Portfolio / best single controlled strategy, first failing seed: worst "
-                     f"{worst[1]:.3g}x ({worst[0]}); " + ", ".join(
-                         f"{n} {r:.3g}x" for n, r in ratios.items() if r > 1))
+    if ratios:
+        notes.append(_ratio_note(ratios, "expected seeds to catch"))
+        notes.append(_ratio_note(firsts, "first failing seed"))
+    notes.append("Expected seeds to catch (N/failures; '-': none), per target: " + "; ".join(
+        f"{t.name}: " + ", ".join(f"{label} {_fmt(got[t.name][label].expected)}"
+                                  for label in labels) for t in targets))
     notes += [f"!!! {name} / {label}: {c.other[0]}" + (f" (+{len(c.other) - 1})"
                                                        if len(c.other) > 1 else "")
               for name, cells in got.items() for label, c in cells.items() if c.other]
@@ -207,4 +231,9 @@ def section(opts: Options, targets: Sequence[Target] | None = None) -> Section:
     return Section("detection", "Seeds to catch each mutant, per strategy (default settings)",
                    ["target", *labels], rows, notes,
                    data={"seeds": seeds, "steps": steps, "free_seconds": seconds,
-                         "targets": data, "portfolio_ratios": ratios})
+                         "targets": data, "portfolio_ratios": ratios,
+                         "portfolio_first_ratios": firsts})
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if math.isfinite(value) else "-"

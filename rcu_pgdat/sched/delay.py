@@ -1,0 +1,122 @@
+"""Random with long delays: uniform random scheduling, plus a few threads parked for
+rounds at a time (rcutorture's readers that sleep in their sections, a vCPU the host
+preempts).
+
+The algorithm
+-------------
+At every step the strategy picks uniformly among the candidates that are not parked.
+Besides, each preemptible step (the thread that ran could go on and another could run
+instead) *parks* that thread with probability ``k / r``, ``r`` being the measured
+loop round (:class:`~rcu_pgdat.sched._rounds.LoopRounds`: the mean steps between two
+yields of a thread), so ``k`` (:data:`DELAYS_PER_ROUND`) parkings start per round on
+average. A parked thread is not picked for a delay drawn uniformly from ``1..S*r``
+steps (``S`` is :data:`DELAY_ROUNDS`: up to ``S`` rounds, ``S/2`` on average), unless
+every candidate is parked, and then the choice is uniform among them. Until a round
+has been measured (no thread has yielded twice) nobody is parked: plain random.
+
+Why this shape
+--------------
+The two families it joins each miss a class of bug. Uniform random switches threads at
+nearly every step, so it interleaves updaters finely (a cookie taken in the middle of
+another's grace period) and stretches every section over many global steps, but it
+never keeps one thread away for long: a reader stopped between loading a phase and
+storing it for as long as a grace period takes to flip and scan past it is a
+``(1 - 1/n)**(gp steps)`` event. PCT gives such long delays (a demoted thread misses a
+round) but runs every other thread non-preemptively between change points, so the
+section that follows runs to its end in one go and no grace period can begin and end
+inside it. Measured on a phase-bit RCU that flips once per grace period (its reader must
+be held between its load and store while a flip scans past it, *and* then stay in its
+section over the next grace period), every strategy produced the first event on about
+one run in two, and what separated them was the second: random with parking passed a
+stale reader inside its section 2-3 times as often as random, PCT or POS.
+
+The prior, and why not weight by site
+-------------------------------------
+Each preemptible step is equally likely to start a delay. Spreading delays evenly over
+distinct schedule points instead (a rare point getting as many as a frequent one, as
+coverage-guided fuzzers give rare paths more energy) was measured and not adopted: the
+point such a bug needs (``phase:lock:store``, 4% of preemptible steps) was not rare, a
+site-weighted PCT and a site-weighted variant of this strategy caught the phase-flip bug
+no more often than their unweighted forms (0-1 runs of 20 each), and what limited every
+strategy was how long the delay lasted, not where it began. A bug's site is unknown in
+advance; a step is the only unit that favours no label.
+
+Soundness and cost
+------------------
+Any schedule is a legal execution (the strategy only chooses among runnable threads),
+so a correct program cannot fail under it. A parked thread is never starved for good:
+its delay is bounded (``S*r`` steps) and it runs whenever nobody else can, so a correct
+RCU whose grace period waits for a parked reader sees it end a few rounds later, never
+a false livelock. The choice is a pure function of the seed and the decisions seen (the
+park table is a dict keyed by name, read by membership only): same seed, same run. Per
+step it costs one random draw and a scan of the candidates against the park table,
+about what ``random`` costs. What it gives up: a bug that needs a thread delayed at one
+exact step and then run non-preemptively (PCT's strength) still needs PCT's luck here.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ._rounds import LoopRounds
+from .decision import Decision, Strategy
+
+__all__ = ["DelayStrategy", "DELAYS_PER_ROUND", "DELAY_ROUNDS"]
+
+#: Parkings started per measured round, on average (``k``).
+DELAYS_PER_ROUND = 4
+#: The longest delay, in measured rounds (``S``); delays are uniform in ``1..S*r`` steps.
+DELAY_ROUNDS = 6
+
+
+class DelayStrategy(Strategy):
+    """Uniform random among the threads not parked; ``k`` parkings per round (module doc).
+
+    Invariant: ``_until[t] > index`` exactly when thread ``t`` is parked at step
+    ``index``; only threads parked at a preemptible step of theirs have an entry.
+    """
+
+    name = "delay"
+
+    def __init__(self, seed: int, delays: int = DELAYS_PER_ROUND,
+                 rounds: int = DELAY_ROUNDS) -> None:
+        if delays < 1 or rounds < 1:
+            raise ValueError(f"delay needs delays >= 1 and rounds >= 1, got {delays}, {rounds}")
+        self.seed = seed
+        self.delays = delays
+        self.rounds = rounds
+        self._rng = random.Random(seed)
+        self._last_index = -1
+        self._rounds = LoopRounds()
+        self._until: dict[str, int] = {}
+        self.parked: list[tuple[int, str, int]] = []   # (step index, thread, delay)
+
+    def choose(self, d: Decision) -> str:
+        if d.index != self._last_index:        # first question for this step
+            self._last_index = d.index
+            self._account(d)
+        until, index = self._until, d.index
+        free = [c for c in d.candidates if until.get(c, -1) <= index] if until else None
+        pool = free or d.candidates
+        return pool[self._rng.randrange(len(pool))]
+
+    def _account(self, d: Decision) -> None:
+        """Measure the round at a yield of ``d.prev``; maybe park it at a preemption."""
+        prev = d.prev
+        if prev is None:
+            return
+        if d.prev_yielded:
+            self._rounds.yielded(prev, d.index)
+            return
+        if not self._rounds.measured or len(d.candidates) < 2 or prev not in d.candidates:
+            return
+        r = self._rounds.length(1.0)
+        if self._rng.random() * r < self.delays:
+            delay = 1 + int(self._rng.random() * self.rounds * r)
+            self._until[prev] = d.index + delay
+            self.parked.append((d.index, prev, delay))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed, "delays": self.delays,
+                "rounds": self.rounds}
