@@ -48,13 +48,14 @@ deadlocks, hangs or never ends::
 Command-line options (``--rcu-seeds`` and ``--rcu-steps`` also decide what a reproduce
 line runs; the command line overrides every default and every marker):
 
-``--rcu-sched stress|portfolio|random|pct|pos`` (default ``portfolio``)
+``--rcu-sched stress|portfolio|random|pct|pos|delay`` (default ``portfolio``)
     The controlled modes run exactly one model thread between two schedule points, the
     seed decides which, so a seed is an exact replay. ``portfolio`` (the default) runs,
-    for seed ``i``, one strategy of a fixed rotation (random, PCT at three depths, POS),
-    so a sweep of seeds does not bet on one; ``pct`` is probabilistic concurrency
-    testing (depth 3; the run length is measured once per ``run()`` call), ``pos``
-    partial order sampling (``rcu_pgdat.sched``). ``stress`` runs the threads free
+    for seed ``i``, one strategy of a fixed rotation (``delay`` on every other seed, PCT
+    at depths 3 and 2, POS), so a sweep of seeds does not bet on one; ``pct`` is
+    probabilistic concurrency testing (depth 3; the run length is measured once per
+    ``run()`` call), ``pos`` partial order sampling, ``delay`` uniform random with a few
+    threads parked for rounds at a time (``rcu_pgdat.sched``). ``stress`` runs the threads free
     with seeded random yields at the points and a tiny switch interval: real
     parallelism, but the OS decides too, so its reproduce line only re-runs the same
     seed.
