@@ -14,6 +14,11 @@ pure function of its seed and its decisions: same seed, same run.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .decision import Decision
+
 __all__ = ["LoopRounds"]
 
 
@@ -38,6 +43,13 @@ class LoopRounds:
             self.periods += 1
             self.total += index - last
         self._last[name] = index
+
+    def note(self, d: Decision) -> bool:
+        """Whether ``d.prev`` stopped at a voluntary yield (then counted at ``d.index``)."""
+        if d.prev is None or not d.prev_yielded:
+            return False
+        self.yielded(d.prev, d.index)
+        return True
 
     @property
     def measured(self) -> bool:

@@ -104,12 +104,9 @@ class DelayStrategy(Strategy):
     def _account(self, d: Decision) -> None:
         """Measure the round at a yield of ``d.prev``; maybe park it at a preemption."""
         prev = d.prev
-        if prev is None:
+        if prev is None or self._rounds.note(d) or not self._rounds.measured:
             return
-        if d.prev_yielded:
-            self._rounds.yielded(prev, d.index)
-            return
-        if not self._rounds.measured or len(d.candidates) < 2 or prev not in d.candidates:
+        if len(d.candidates) < 2 or prev not in d.candidates:
             return
         r = self._rounds.length(1.0)
         if self._rng.random() * r < self.delays:

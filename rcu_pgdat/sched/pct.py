@@ -120,8 +120,7 @@ class PCTStrategy(Strategy):
         prev = d.prev
         if prev is None:
             return
-        if d.prev_yielded:
-            self._rounds.yielded(prev, d.index)
+        if self._rounds.note(d):
             self._demote(prev)
         elif not self._rounds.measured:        # no round measured: classic PCT
             if d.index in self._classic:
