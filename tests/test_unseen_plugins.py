@@ -78,7 +78,7 @@ def test_the_default_sweep_misses_these(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["PhaseRCU", "TicketRCU"])
-@pytest.mark.parametrize("seed", [1, 2, 4])       # portfolio: delay, pos, pct d=2
+@pytest.mark.parametrize("seed", [1, 2, 3])       # portfolio: pct d=3, delay, pos
 def test_the_correct_rcus_they_break_run_clean(name: str, seed: int) -> None:
     result = _run(name, seed)
     assert result.ok, result.violations[0].format()

@@ -155,8 +155,8 @@ def _portfolio(seed: int, o: Mapping[str, Any]) -> Strategy:
 
 STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
     StrategySpec(
-        "portfolio", "seed i runs one strategy of a fixed rotation (pct d=3, delay, pos, "
-                     "delay, pct d=2, delay); the default of every seed sweep",
+        "portfolio", "seed i runs one strategy of a fixed rotation (delay, pct d=3, delay, "
+                     "pos, delay, pct d=2); the default of every seed sweep",
         build=_portfolio, needs_steps=True, steps_for=_portfolio_needs_steps),
     StrategySpec(
         "random", "uniform choice among the runnable threads at every step; weak on bugs "
