@@ -12,6 +12,7 @@ import functools
 import re
 import threading
 from collections.abc import Callable
+from typing import ClassVar
 
 import pytest
 
@@ -25,7 +26,7 @@ from rcu_pgdat.errors import (
     WrongIndexError,
 )
 from rcu_pgdat.mutants import srcu as mutants
-from rcu_pgdat.rcu import MODES, srcu
+from rcu_pgdat.rcu import CHECKED, FAST, MODES, srcu
 from rcu_pgdat.rcu.protocol import SRCUDomain
 from rcu_pgdat.rcu.srcu import SRCU
 
@@ -107,18 +108,22 @@ class Parker(sched.Scheduler):
             assert spot.release.wait(MUST_FINISH), f"parked at {label} and never released"
 
 
-def reader_sleeping_in_section(domain: SRCU, name: str) -> tuple[Actor, sched.Event, sched.Event]:
-    """Start a reader that enters a section and blocks in it; (actor, entered, release)."""
+def reader_sleeping_in_section(domain: SRCU, name: str, *, handle: bool = False
+                               ) -> tuple[Actor, sched.Event, sched.Event]:
+    """Start a reader that enters a section and blocks in it; (actor, entered, release).
+
+    ``handle``: the reader goes through its reader handle (``domain.reader()``)."""
     entered = sched.Event(f"{name}.entered")
     release = sched.Event(f"{name}.release")
 
     def body() -> None:
-        idx = domain.read_lock()
+        side = domain.reader() if handle else domain
+        idx = side.read_lock()
         try:
             entered.set()
             assert release.wait(MUST_FINISH), "reader was never released"
         finally:
-            domain.read_unlock(idx)
+            side.read_unlock(idx)
 
     actor = Actor(name, body).start()
     assert entered.wait(MUST_FINISH)
@@ -376,6 +381,49 @@ def test_grace_period_waits_for_a_sleeping_reader(cls: type[SRCU], expect_caught
     reader, _, release = reader_sleeping_in_section(domain, "sleeper")
     updater = synchronizer(domain)
     assert returned_while_held(updater, release, reader) is expect_caught
+
+
+class _UncountedHandle(srcu.SRCUReader):
+    """A fast handle whose ``read_lock`` skips the increment."""
+
+    __slots__ = ()
+
+    def read_lock(self) -> int:
+        return self.flavor.index                 # should also count lock[idx]
+
+
+class UncountedHandleSRCU(SRCU):
+    """Fast handles that begin a section without counting it."""
+
+    _reader_types: ClassVar = {**SRCU._reader_types, FAST: _UncountedHandle}
+
+
+def _private_counters(domain: SRCU) -> srcu.SRCUReader:
+    """A bound fast handle that counts on lists other than those it shows the drain."""
+    bound = srcu._fast_reader(domain)
+    return type(bound)(domain)      # its methods count on bound's lists; fresh ones shown
+
+
+class PrivateCountersSRCU(SRCU):
+    """Fast handles bound to counters the grace period never sees."""
+
+    _reader_types: ClassVar = {**SRCU._reader_types, FAST: _private_counters}
+
+
+@pytest.mark.parametrize("cls, mode, expect_caught", [
+    pytest.param(SRCU, CHECKED, False, id="SRCU-checked"),
+    pytest.param(SRCU, FAST, False, id="SRCU-fast"),
+    pytest.param(UncountedHandleSRCU, FAST, True, id="uncounted-handle"),
+    pytest.param(PrivateCountersSRCU, FAST, True, id="private-counters")])
+def test_grace_period_waits_for_a_reader_handle(cls: type[SRCU], mode: str,
+                                                expect_caught: bool) -> None:
+    domain = cls("pgdat", mode=mode)
+    reader, _, release = reader_sleeping_in_section(domain, "sleeper", handle=True)
+    updater = synchronizer(domain)
+    # A broken handle lets the updater return at once: watch it long enough on a loaded
+    # machine; a correct one must still be blocked after the usual watch.
+    watch = MUST_FINISH if expect_caught else STILL_BLOCKED
+    assert returned_while_held(updater, release, reader, watch) is expect_caught
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -101,8 +101,8 @@ class FlavorBase(Generic[R]):
 
     #: Short name for reports; also the default instance name.
     name = "abstract"
-    #: mode -> the record class readers get in that mode.
-    _reader_types: ClassVar[Mapping[str, type[Any]]] = {}
+    #: mode -> what makes a reader's record in that mode (its class, or a factory).
+    _reader_types: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
     #: The class of the callback worker (a protected hook, for broken variants).
     _callback_worker: ClassVar[type[CallbackWorker]] = CallbackWorker
 
@@ -117,7 +117,7 @@ class FlavorBase(Generic[R]):
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         #: ``checked`` or ``fast``: see "Two read sides" in ``rcu_pgdat.rcu._flavor``.
         self.mode = mode
-        self._reader_type: type[R] = self._reader_types[mode]
+        self._reader_type: Callable[[Any], R] = self._reader_types[mode]
         self._tls = threading.local()
         self._registry: ReaderRegistry[R] = ReaderRegistry(self.name)
         self._gp = GPSequence()
