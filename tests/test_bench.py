@@ -400,11 +400,14 @@ def test_controlled_overhead_runs_every_mode_to_completion() -> None:
 
 
 def test_throughput_and_latency_runs_are_clean_and_counted() -> None:
-    got = throughput.measure(readers=(1,), schemes=("rcu", "rwlock"), duration=0.15, repeat=1)
+    got = throughput.measure(readers=(1,), schemes=("rcu", "rwlock"), duration=0.15, repeat=1,
+                             shapes=throughput.SHAPES)
     assert got["violations"] == []
-    assert set(got["reads_per_s"]) == {"rcu", "rwlock"}
-    # A rate, not a count: a loaded machine may give a 0.15 s run no read at all.
-    assert all(len(d[1]) == 1 and d[1][0] >= 0 for d in got["reads_per_s"].values())
+    for shape in throughput.SHAPES:
+        rates = got["reads_per_s"][shape]["on"]
+        assert set(rates) == {"rcu", "rwlock"}
+        # A rate, not a count: a loaded machine may give a 0.15 s run no read at all.
+        assert all(len(d[1]) == 1 and d[1][0] >= 0 for d in rates.values())
     cells = latency.gp_latency([(2, 1)], duration=0.3)
     assert cells[0]["violations"] == []
     assert {"rcu:qsbr", "srcu:pgdat"} <= set(cells[0]["latencies"])

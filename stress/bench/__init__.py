@@ -62,7 +62,7 @@ PROG = "rcu-pgdat-stress bench"
 SECTIONS: dict[str, tuple[str, str]] = {
     "read-side": ("lock/unlock pair of QSBR, memb, SRCU, rwlock, Lock vs an empty pair",
                   "read_side:section"),
-    "throughput": ("reads/s of 1, 2, 4, 8 readers: rcu vs rwlock vs reuse",
+    "throughput": ("reads/s of 1, 2, 4 readers, walks and lookups: rcu vs rwlock vs reuse",
                    "throughput:section"),
     "gp-latency": ("grace-period latency (median, p99) as readers and nodes grow",
                    "latency:gp_section"),
