@@ -160,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
                           f"(default: {'on' if DEFAULTS['intercept'] else 'off'})")
     ctl.add_argument("--instrument", type=_module_list, metavar="MODULE[,MODULE...]",
                      help="schedule points at every shared access of these modules' code")
+    ctl.add_argument("--instrument-plugins", action=argparse.BooleanOptionalAction,
+                     default=None,
+                     help="instrument, as --instrument does, a --flavor or --srcu plug-in "
+                          "whose module imports nothing of rcu_pgdat (plain threading: no "
+                          "schedule points of its own) (default: "
+                          f"{'on' if DEFAULTS['instrument_plugins'] else 'off'})")
     ctl.add_argument("--trace-out", metavar="FILE", help="write the schedule (JSON) to FILE")
     ctl.add_argument("--replay", metavar="FILE", help="replay a schedule written by --trace-out "
                      "(its run parameters come from the file)")
@@ -236,10 +242,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     except ValueError as exc:
         raise CommandLineError(str(exc)) from None
     if not is_controlled(cfg.sched) and (args.seeds or args.trace_out or args.shrink_runs
-                                         or args.instrument or args.intercept is not None):
+                                         or args.instrument or args.intercept is not None
+                                         or args.instrument_plugins is not None):
         controlled = ", ".join(m.name for m in MODES.values() if m.controlled)
-        raise CommandLineError(f"--seeds, --trace-out, --shrink, --intercept and --instrument "
-                          f"need a controlled --sched ({controlled})")
+        raise CommandLineError(f"--seeds, --trace-out, --shrink, --intercept, --instrument and "
+                               f"--instrument-plugins need a controlled --sched ({controlled})")
     load_instrumented(cfg.instrument)
     return cfg
 

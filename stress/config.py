@@ -102,6 +102,10 @@ class RunConfig:
     #: shared accesses of these modules are schedule points (``rcu_pgdat.sched``).
     intercept: bool = True
     instrument: tuple[str, ...] = ()
+    #: Controlled modes: a plug-in written in plain threading (it imports nothing of
+    #: ``rcu_pgdat``) is instrumented too, as if named by ``instrument``
+    #: (``stress.plugins.plain_plugin_modules``).
+    instrument_plugins: bool = True
 
     def validate(self) -> None:
         """Raise ``ValueError`` with one line saying what is impossible (a value of the

@@ -29,8 +29,9 @@ from rcu_pgdat.sched import Trace
 
 from .build import Built, StressResult, build
 from .config import RunConfig
+from .plugins import plain_plugin_modules
 
-__all__ = ["run_controlled", "limits", "livelock_bound", "wind_down_steps",
+__all__ = ["run_controlled", "limits", "instrumented", "livelock_bound", "wind_down_steps",
            "config_from_trace", "SweepReport", "sweep_seeds", "WIND_DOWN_STEPS"]
 
 #: The least room a stress run gets to wind down after its workers' budget: a remover
@@ -59,7 +60,15 @@ def limits(cfg: RunConfig) -> Limits:
     return Limits(max_steps=step_budget(cfg.steps, wind_down_steps(cfg)),
                   hang_timeout=cfg.stall_timeout, livelock_steps=livelock_bound(cfg),
                   meta={"params": cfg.as_dict()}, intercept=cfg.intercept,
-                  instrument=cfg.instrument)
+                  instrument=instrumented(cfg))
+
+
+def instrumented(cfg: RunConfig) -> tuple[str, ...]:
+    """The modules whose shared accesses are schedule points in a controlled run of
+    ``cfg``: those ``--instrument`` names, then its plain-threading plug-ins unless
+    ``cfg.instrument_plugins`` is off."""
+    plain = plain_plugin_modules((cfg.flavor, cfg.srcu)) if cfg.instrument_plugins else ()
+    return cfg.instrument + tuple(m for m in plain if m not in cfg.instrument)
 
 
 def run_controlled(cfg: RunConfig) -> StressResult:

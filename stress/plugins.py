@@ -10,13 +10,24 @@ or a ready instance. It must have the protocol's required methods
 that does not import, has no such attribute, raises while it is built, or lacks a
 required method raises :class:`PluginError`, which the CLI turns into exit code 125 so
 that ``git bisect run`` skips the commit.
+
+A plug-in written in plain ``threading`` (its module imports nothing of ``rcu_pgdat``)
+has no schedule point of its own: a controlled run would switch threads only at its
+locks and waits (interception), never between two of its plain loads and stores, where
+races such as a lost ``+=`` or a load and a store split by a flip live.
+:func:`plain_plugin_modules` names such modules so that controlled runs instrument them
+by default (every shared access a schedule point, ``--instrument``); a module that
+imports ``rcu_pgdat`` placed its own points and is left as its author marked it.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import importlib
 import sys
 import traceback
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from rcu_pgdat.errors import RCUPgdatError
@@ -24,7 +35,7 @@ from rcu_pgdat.rcu import SRCU, Memb, QSBR
 from rcu_pgdat.rcu.protocol import RCU_REQUIRED, SRCU_REQUIRED
 
 __all__ = ["PluginError", "load_flavor", "load_srcu", "load_instrumented", "FLAVORS",
-           "SRCU_DOMAINS"]
+           "SRCU_DOMAINS", "plain_plugin_modules"]
 
 #: The built-in RCU flavors by name (``--flavor``), each a factory of a fresh instance.
 FLAVORS: dict[str, Callable[[], Any]] = {"qsbr": QSBR, "memb": Memb}
@@ -106,6 +117,43 @@ def load_instrumented(names: tuple[str, ...]) -> None:
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
             raise PluginError(f"--instrument {name}: the module does not import: "
                               f"{last}") from None
+
+
+def plain_plugin_modules(specs: Iterable[str]) -> tuple[str, ...]:
+    """The modules of the ``MODULE:ATTR`` plug-ins among ``specs`` that are written in
+    plain threading (see the module docstring), each once, in the order given. Built-in
+    names and modules whose source cannot be read are not plain."""
+    found: list[str] = []
+    for spec in specs:
+        module_name, sep, _ = spec.partition(":")
+        if sep and module_name not in found and _is_plain(module_name):
+            found.append(module_name)
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=None)
+def _is_plain(module_name: str) -> bool:
+    """Whether the module's source imports nothing of ``rcu_pgdat`` (read once: the
+    answer is asked at every controlled run of a sweep)."""
+    _cwd_on_path()
+    try:
+        path = getattr(importlib.import_module(module_name), "__file__", None)
+        if path is None or not path.endswith(".py"):
+            return False
+        with open(path, encoding="utf-8") as source:
+            tree = ast.parse(source.read())
+    except BaseException:          # loading reports it: this only asks a question
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        if any(name.split(".")[0] == "rcu_pgdat" for name in names):
+            return False
+    return True
 
 
 def _cwd_on_path() -> None:

@@ -16,10 +16,12 @@ import statistics
 from typing import Any
 
 from rcu_pgdat.check import Kind
+from rcu_pgdat.harness.modes import is_controlled
+from rcu_pgdat.sched import STRATEGIES
 
 from .build import StressResult
 from .clock import Clock
-from .config import RunConfig
+from .config import DEFAULTS, RunConfig
 
 __all__ = ["JSON_FORMAT", "JSON_VERSION", "reproduce_line", "params_line", "summary",
            "to_json", "verdict"]
@@ -31,9 +33,15 @@ JSON_VERSION = 1
 _REPRODUCE_FIELDS = ("scheme", "flavor", "srcu", "remover", "zonelist", "policy_mode",
                      "nodes", "cpus", "allocators", "iterators", "sleepers", "policy_users",
                      "fake_writers", "duration", "seed", "sched")
-#: Extra fields by scheduling mode (controlled runs count steps, not seconds).
-_MODE_FIELDS = {"random": ("steps",), "pct": ("steps", "pct_depth"),
-                "dfs": ("steps", "max_preemptions", "max_schedules")}
+
+
+def _mode_fields(sched_name: str) -> tuple[str, ...]:
+    """Extra fields of a controlled mode: its run length (controlled runs count steps,
+    not seconds) and its strategy's options, from the strategy registry, so that every
+    controlled strategy (the sweep default included) reproduces with its own options."""
+    if not is_controlled(sched_name):
+        return ()
+    return ("steps", *(p.name for p in STRATEGIES[sched_name].params if p.name in DEFAULTS))
 
 _COUNTERS = ("loops", "sections", "reads", "allocations", "alloc_failures", "frees", "sleeps",
              "policy_changes", "policy_refusals", "grace_periods", "callbacks", "barriers")
@@ -46,24 +54,26 @@ def _flag(name: str) -> str:
 def reproduce_line(cfg: RunConfig, program: str = "rcu-pgdat-stress") -> str:
     """One command line that runs ``cfg`` again (every relevant flag and the seed)."""
     parts = [program]
-    for name in _REPRODUCE_FIELDS + _MODE_FIELDS.get(cfg.sched, ()):
-        if name == "duration" and cfg.sched in _MODE_FIELDS:
+    controlled = is_controlled(cfg.sched)
+    for name in _REPRODUCE_FIELDS + _mode_fields(cfg.sched):
+        if name == "duration" and controlled:
             continue                                 # controlled runs end by steps
         parts += [_flag(name), str(getattr(cfg, name))]
     for name in cfg.inject:
         parts += ["--inject", name]
-    if cfg.sched in _MODE_FIELDS:
+    if controlled:
         if not cfg.intercept:
             parts.append("--no-intercept")
         if cfg.instrument:
             parts += ["--instrument", ",".join(cfg.instrument)]
+        if not cfg.instrument_plugins:
+            parts.append("--no-instrument-plugins")
     return " ".join(shlex.quote(p) for p in parts)
 
 
 def params_line(cfg: RunConfig) -> str:
     """The parameters echoed at the start, rcutorture-style."""
-    keys = ("scenario",) + _REPRODUCE_FIELDS + _MODE_FIELDS.get(cfg.sched, ()) + \
-        ("stall_timeout",)
+    keys = ("scenario",) + _REPRODUCE_FIELDS + _mode_fields(cfg.sched) + ("stall_timeout",)
     return "rcu-pgdat-stress: " + " ".join(f"{k}={getattr(cfg, k)}" for k in keys)
 
 

@@ -64,17 +64,19 @@ FIRST_FAILING: dict[str, int] = {
     "heldout_plain_rcu:BarrierSeesQueueRCU": 1,    # 6/20, gp-too-short (the barrier)
     "heldout_rcu:UnlockNowIdxRCU": 1,              # 20/20, stall or livelock
     "heldout_rcu:SharedNestingRCU": 1,             # 20/20, gp-too-short, stall, livelock
+    # Missed by the defaults when first measured: its race lies between two plain
+    # accesses (a load of the index or the counter and the store of the counter), where
+    # interception puts no schedule point. Caught since a plug-in in plain threading is
+    # instrumented by default, a change this miss prompted (so for that change it is no
+    # longer held out): a lost count, the grace period waits for good.
+    "heldout_plain_rcu:LockFreeReadRCU": 1,        # deadlock
 }
 #: Broken plug-ins the default sweep misses within SEED_BUDGET: gaps of the defaults.
-#: ``LockFreeReadRCU``'s race lies between two plain accesses (a load of the index or
-#: the counter and the store of the counter), where interception puts no schedule
-#: point: only ``--instrument heldout_plain_rcu`` or free-running threads can split
-#: them. ``StaleQSReportQSBR`` never ended a grace period early within 20 seeds; three
+#: ``StaleQSReportQSBR`` never ended a grace period early within 20 seeds; three
 #: seeds (5, 8, 18) ended in a stall or livelock instead (a stale store revived the bit
 #: of a reader that had gone offline or left), which ``BROKEN`` did not list for it
 #: before the measurement and so does not count.
-DEFAULTS_MISS: set[str] = {"heldout_plain_rcu:LockFreeReadRCU",
-                           "heldout_rcu:StaleQSReportQSBR"}
+DEFAULTS_MISS: set[str] = {"heldout_rcu:StaleQSReportQSBR"}
 #: Broken plug-ins free-running stress missed in FREE_BUDGET runs when measured (3.11,
 #: GIL). The others were caught in 5 of 5 runs: the barrier as gp-too-short, the
 #: index and nesting bugs as a stall. A reader registry is written once per thread, at

@@ -47,6 +47,37 @@ def test_a_lost_wakeup_in_a_plain_rcu_is_a_deadlock_not_a_pass(tmp_path: Path) -
     assert "BUG: deadlock" in proc.stdout
 
 
+def test_a_plain_plug_in_is_instrumented_by_default(tmp_path: Path) -> None:
+    """A read side that counts itself without its lock races between two plain
+    accesses: the default sweep finds it (the plug-in imports nothing of rcu_pgdat, so
+    its accesses are schedule points); the same seeds without that default, where the
+    only points are its lock and wait, pass it. The correct twin runs clean."""
+    sweep = ("--seeds", "1-2")
+    caught = cli("--flavor", "plain_rcu:UnlockedCountRCU", *sweep, cwd=tmp_path)
+    assert caught.returncode == 1, caught.stdout + caught.stderr
+    assert "BUG: " in caught.stdout and "plain_rcu.py:" in caught.stdout
+    missed = cli("--flavor", "plain_rcu:UnlockedCountRCU", *sweep, "--no-instrument-plugins",
+                 cwd=tmp_path)
+    assert missed.returncode == 0, missed.stdout + missed.stderr
+    assert "--no-instrument-plugins" not in missed.stdout        # a clean run: no repro line
+    clean = cli("--flavor", "plain_rcu:CountingRCU", *sweep, cwd=tmp_path)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+
+def test_which_plug_ins_count_as_plain() -> None:
+    """Built-in names, annotated modules (they import rcu_pgdat) and modules that do
+    not import are not instrumented by default; a plain module is, once."""
+    sys.path.insert(0, str(PLUGINS))
+    try:
+        from stress.plugins import plain_plugin_modules
+        assert plain_plugin_modules(("qsbr", "builtin", "plain_rcu:PlainRCU",
+                                     "plain_rcu:SleepRCU", "user_rcu:UserRCU",
+                                     "unseen_rcu:PhaseRCU", "no_such_module:X")) == \
+            ("plain_rcu",)
+    finally:
+        sys.path.remove(str(PLUGINS))
+
+
 def test_without_interception_its_condition_wait_is_invisible(tmp_path: Path) -> None:
     """The same correct plug-in with --no-intercept: its Condition wait blocks in the OS
     where the scheduler cannot see it, which is reported as a stall."""

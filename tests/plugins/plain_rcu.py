@@ -82,3 +82,48 @@ class NoNotifyRCU(PlainRCU):
         rec.nest -= 1
         if rec.nest == 0:
             rec.seq += 1
+
+
+class CountingRCU:
+    """Correct: one count of the readers inside a section, changed under a lock; a
+    grace period waits until it is zero (it may wait longer than it must, never less)."""
+
+    name = "plain-counting"
+
+    def __init__(self) -> None:
+        self._tls = threading.local()
+        self._active = 0
+        self._changed = threading.Condition()
+
+    def _nest(self, delta: int) -> int:
+        nest = getattr(self._tls, "nest", 0) + delta
+        self._tls.nest = nest
+        return nest
+
+    def read_lock(self) -> None:
+        if self._nest(1) == 1:
+            with self._changed:
+                self._active += 1
+
+    def read_unlock(self) -> None:
+        if self._nest(-1) == 0:
+            with self._changed:
+                self._active -= 1
+                self._changed.notify_all()
+
+    def synchronize(self) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._active == 0)
+
+
+class UnlockedCountRCU(CountingRCU):
+    """Broken: ``read_lock`` counts itself without the lock ("``+=`` is atomic"): two
+    readers entering at once may count as one, and the grace period then ends while
+    the other is still inside. Nothing but its two plain accesses separates the race
+    from a correct run, so only a schedule point between them finds it."""
+
+    name = "plain-unlocked-count"
+
+    def read_lock(self) -> None:
+        if self._nest(1) == 1:
+            self._active += 1
