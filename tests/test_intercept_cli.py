@@ -56,6 +56,8 @@ def test_a_plain_plug_in_is_instrumented_by_default(tmp_path: Path) -> None:
     caught = cli("--flavor", "plain_rcu:UnlockedCountRCU", *sweep, cwd=tmp_path)
     assert caught.returncode == 1, caught.stdout + caught.stderr
     assert "BUG: " in caught.stdout and "plain_rcu.py:" in caught.stdout
+    repro = next(line for line in caught.stdout.splitlines() if line.startswith("reproduce:"))
+    assert "--sched portfolio --steps 20000" in repro and "--duration" not in repro
     missed = cli("--flavor", "plain_rcu:UnlockedCountRCU", *sweep, "--no-instrument-plugins",
                  cwd=tmp_path)
     assert missed.returncode == 0, missed.stdout + missed.stderr
