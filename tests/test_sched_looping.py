@@ -168,6 +168,43 @@ def test_pos_yields_step_aside_so_spinners_do_not_starve_the_rest(
         assert starved >= 3, outcomes
 
 
+def racing_spinners() -> sched.ProgramFactory:
+    """Two threads spin with yields at one subsystem's point (their steps race: POS
+    re-draws the other's priority at each spin) until a third, parked behind its own
+    yields, sets a flag. Nothing can fail but a starvation."""
+    def make() -> sched.Program:
+        flag = [False]
+
+        def spinner() -> None:
+            while not flag[0]:
+                sched.yield_point("ticket:wait")
+
+        def setter() -> None:
+            for _ in range(3):
+                sched.yield_point("setter:linger")
+            sched.point("setter:set")
+            flag[0] = True
+        return sched.Program({"spin1": spinner, "spin2": spinner, "setter": setter})
+    return make
+
+
+class RaceLiftsYieldPOS(POSStrategy):
+    """The broken variant: a race re-draws a step parked behind a yield."""
+
+    yield_keeps_place = False
+
+
+@pytest.mark.parametrize("cls, clean", [(POSStrategy, True), (RaceLiftsYieldPOS, False)])
+def test_pos_racing_spinners_do_not_lift_each_other_over_a_yielded_thread(
+        cls: type[POSStrategy], clean: bool) -> None:
+    outcomes = [sched.run_program(racing_spinners(), cls(seed), max_steps=3000).outcome
+                for seed in range(12)]
+    if clean:
+        assert outcomes == [Outcome.OK] * 12, outcomes
+    else:
+        assert outcomes.count(Outcome.BUDGET) >= 3, outcomes
+
+
 def test_pos_finds_the_race_inside_iterations() -> None:
     assert failing_seeds(POSStrategy, range(20)) >= 10
 

@@ -28,7 +28,7 @@ STEPS = 1500
 PINNED: dict[tuple[str, str], str] = {
     ("random", "DEFAULT"): "8e64ac180a2a62ef",
     ("pct", "DEFAULT"): "fa98d786c8509f5c",
-    ("pos", "DEFAULT"): "356ddd6ff1ab46d5",
+    ("pos", "DEFAULT"): "2e0c3ee5f3298a25",
     ("random", "TREE01"): "462159d5e358a9ad",
     ("random", "SRCU-N"): "d6666fa97f73a9a0",
 }

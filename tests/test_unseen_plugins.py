@@ -77,18 +77,8 @@ def test_the_default_sweep_misses_these(name: str) -> None:
     assert _first_failing(name) is not None
 
 
-#: A false livelock the defaults report on a correct RCU: POS (portfolio seed 3) lets two
-#: threads spinning with yields at one subsystem's points (``ticket:wait``) lift each
-#: other above every other thread at each yield (a race re-draws the other's priority),
-#: so the rest never runs again. A harness bug, kept visible; strict, so fixing it fails
-#: here until the mark goes.
-POS_SPINNERS = pytest.mark.xfail(strict=True, reason="pos: two spinners starve the rest")
-
-
 @pytest.mark.parametrize("name, seed", [
-    (name, seed) if (name, seed) != ("TicketRCU", 3) else
-    pytest.param(name, seed, marks=POS_SPINNERS)
-    for name in ("PhaseRCU", "TicketRCU")
+    (name, seed) for name in ("PhaseRCU", "TicketRCU")
     for seed in (1, 2, 3)])                        # portfolio: pct d=3, delay, pos
 def test_the_correct_rcus_they_break_run_clean(name: str, seed: int) -> None:
     result = _run(name, seed)

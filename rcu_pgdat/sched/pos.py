@@ -37,6 +37,19 @@ races with it by definition.
 Unbounded delays. Without races a step of low priority could wait for ever (the pending
 steps of threads that keep running are re-drawn at every step, and some always beat it);
 the races above bound that in practice, and so does the end of the workers' budget.
+
+Yields. A thread that stops at a voluntary yield (``sched.yield_point``, a wait loop's
+``cond_resched()``) goes behind every thread, in yield order, as with ``sched_yield()``:
+the yielded threads form a queue. A race re-draws a step in that queue only if it is at
+the queue's head (it has waited longest). Re-drawing any of them, two threads spinning
+at one subsystem's wait (``ticket:wait``) lift each other out of the queue at every
+spin, above the threads parked ahead of them, which then never run again: a correct
+program reported as a livelock. With the rule, whenever every candidate has yielded the
+head runs, and a thread joins the queue at the back, so each parked thread reaches the
+head and runs within one pass over the queue, as long as the running threads yield now
+and then (every loop of a model does): the strategy starves no one. The head keeps its
+fresh coin when a step races with it, so two threads of one loop (the second parked
+while the first runs its iteration) still interleave as POS would have them.
 """
 
 from __future__ import annotations
@@ -64,10 +77,16 @@ class POSStrategy(Strategy):
 
     Invariant: ``_priority[t]`` is the priority of ``t``'s pending step; it was drawn
     after ``t``'s last step or after the last step that raced with the pending one,
-    whichever came last (for a thread that has not run yet: when it was first seen).
+    whichever came last (for a thread that has not run yet: when it was first seen),
+    except that a pending step behind a yield, ``-n`` for the ``n``-th yield (drawn
+    priorities lie in ``[0, 1)``, so a negative one marks it), is re-drawn by a race only
+    when no candidate has waited behind a yield longer.
     """
 
     name = "pos"
+    #: A step parked behind a yield is re-drawn by a race only at the head of the queue
+    #: (module doc, "Yields").
+    yield_keeps_place = True
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
@@ -108,11 +127,15 @@ class POSStrategy(Strategy):
         if not ran:
             return
         objects = self._objects
+        head = float("-inf")                     # the longest-parked candidate's place
+        if self.yield_keeps_place:
+            head = max((p for p in map(priority.get, d.candidates)
+                        if p is not None and p < 0.0), default=head)
         obj = objects.get(ran)
         if obj is None:
             obj = objects[ran] = label_object(ran)
         for name, label in zip(d.candidates, d.candidate_labels(), strict=True):
-            if name == prev:
+            if name == prev or priority.get(name, 0.0) < head:   # parked behind the head
                 continue
             other = objects.get(label)
             if other is None:
