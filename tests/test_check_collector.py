@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import threading
 
 import pytest
@@ -15,6 +16,7 @@ from rcu_pgdat.check import (
     kinds,
     thread_stacks,
 )
+from rcu_pgdat.check import _stack
 from rcu_pgdat.check.testing import STEP_TIMEOUT, Actors
 
 #: The documented set; changing a string breaks every CI script that matches on it.
@@ -129,6 +131,36 @@ def test_report_exception_names_the_cause() -> None:
     report = collector.violations[0].format()
     assert "while handling KeyError: 'nid'" in report
     assert "test_report_exception_names_the_cause" in report
+
+
+def test_the_stack_of_another_running_thread_is_read_only_under_the_gil() -> None:
+    """Without the GIL, reading the frames of a thread that runs on can crash the
+    interpreter, so ``of`` leaves them out there; under the GIL it shows them."""
+    running = threading.Event()
+    stop = threading.Event()
+
+    def spin(depth: int = 3) -> None:
+        if depth:
+            spin(depth - 1)
+            return
+        running.set()
+        while not stop.is_set():
+            len(str(depth))               # calls in and out: frames come and go
+
+    spinner = threading.Thread(target=spin, name="spinner", daemon=True)
+    spinner.start()
+    try:
+        assert running.wait(STEP_TIMEOUT)
+        theirs = _stack.of(spinner)
+    finally:
+        stop.set()
+        spinner.join(STEP_TIMEOUT)
+    mine = _stack.of(threading.current_thread())
+    assert mine[0][2] == "test_the_stack_of_another_running_thread_is_read_only_under_the_gil"
+    if getattr(sys, "_is_gil_enabled", lambda: True)():
+        assert [frame[2] for frame in theirs[:4]] == ["spin"] * 4, theirs
+    else:
+        assert theirs == ()
 
 
 def test_thread_stacks_show_every_thread_by_name() -> None:

@@ -87,11 +87,26 @@ def from_traceback(tb: TracebackType | None) -> Stack:
 def of(thread: threading.Thread) -> Stack:
     """The current stack of ``thread`` (empty once it has ended).
 
-    Its id is used only to find the frame; nothing of it reaches a report.
+    Its id is used only to find the frame; nothing of it reaches a report. Without the
+    GIL the stack of another thread is not read, and comes back empty: that thread runs
+    on in parallel (a reader a grace period ended under, say), and reading a frame of
+    ``sys._current_frames()`` while its thread returns from it is a use-after-free in
+    free-threaded CPython (3.13.5t crashed with a segmentation fault in a
+    ``gp-too-short`` report). ``thread_stacks`` still reads them: it serves stall and
+    deadlock reports, whose threads are parked.
     """
+    if thread is threading.current_thread():
+        return _trim(_walk(sys._getframe(1)))
+    if not _gil_enabled():
+        return ()
     ident = thread.ident
     frame = current_frames().get(ident) if ident is not None else None
     return _trim(_walk(frame)) if frame is not None and thread.is_alive() else ()
+
+
+def _gil_enabled() -> bool:
+    """Whether the GIL is on now (a free-threaded build may turn it on at run time)."""
+    return getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
 def _show(filename: str) -> str:
