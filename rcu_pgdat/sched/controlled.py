@@ -29,8 +29,9 @@ lock, so nothing can change between its evaluation and the waiter's. False: the
 decider does exactly what the woken waiter would have done (note it in this decision's
 ``blocked``, bring its epoch up to date, decide again), so the strategy sees the same
 questions in the same order and the schedule is the same, byte for byte, minus a
-hand-over to the waiter and one back. True (or an error): the waiter is woken to
-evaluate it itself as before, and takes the step.
+hand-over to the waiter and one back. Deciding again keeps the other candidates as they
+were: nothing ran in between, so their (pure) ready tests would answer as before. True
+(or an error): the waiter is woken to evaluate it itself as before, and takes the step.
 
 The simpler designs this replaces, and why they are wrong:
 
@@ -613,12 +614,14 @@ class ControlledScheduler(Scheduler):
     def _dispatch_locked(self) -> None:
         """Hand the token to the next thread, or end the run."""
         self._running = None
+        carried: list[_Thread] | None = None
         while self._outcome is None:
             live = self._live
             if not live:
                 self._end_locked(Outcome.OK, "")
                 return
-            cands = self._candidates(live)
+            cands = carried if carried is not None else self._candidates(live)
+            carried = None
             if not cands:
                 due = [t.deadline for t in live if t.deadline is not None]
                 if due:
@@ -676,8 +679,11 @@ class ControlledScheduler(Scheduler):
             else:
                 if chosen.pure is not None and self._probe_here(chosen.pure) is False:
                     # What the woken waiter would do (``_block``), without waking it.
+                    # Nothing else changed: the other candidates' ready tests (pure)
+                    # would give what they gave, so they stay candidates as they are.
                     self._blocked_now.append(chosen.name)
                     chosen.epoch = self._epoch
+                    carried = [t for t in cands if t is not chosen]
                     continue
                 self._running = chosen           # a probe: it decides again if still blocked
                 chosen.wake = _PROBE
