@@ -305,11 +305,12 @@ class FlavorBase(Generic[R]):
         # reader thread outside the run (the driver) is the OS's: when it ends was never
         # up to the schedule; it is seen at the next mark.
         alive_at: list[int | None] = [None]
+        exit_mark = sched.active().exit_mark     # installed for the whole run
 
         def ready() -> bool:
             if quick():
                 return True
-            mark = sched.exit_mark()
+            mark = exit_mark()
             if mark is not None and mark == alive_at[0]:
                 return False
             if any(not r.thread.is_alive() for r in records):

@@ -95,7 +95,8 @@ class Mutex:
                 return True
             held = self._lock.acquire(False)
             return held
-        _state.active.wait_until(ReadyCond(ready, lambda: done() or self.free()),
+        locked = self._lock.locked              # (ready tests run at every step)
+        _state.active.wait_until(ReadyCond(ready, lambda: done() or not locked()),
                                  f"lock {self.name}")
         if held:
             self.owner = me
