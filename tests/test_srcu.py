@@ -8,6 +8,8 @@ only timeouts are the bounded waits that prove a thread has *not* finished yet.
 
 from __future__ import annotations
 
+import time
+
 import functools
 import re
 import threading
@@ -34,9 +36,13 @@ from rcu_pgdat.rcu.srcu import SRCU
 STILL_BLOCKED = 0.25
 #: Bound on waits that must succeed (generous: a slow CI box, never a hang).
 MUST_FINISH = 5.0
-#: Sections a relay opens at most while a grace period waits (a correct SRCU ends it
-#: within a few: a new section uses the other index).
-RELAY_SECTIONS = 20_000
+#: A relay opens sections while a grace period waits (a correct SRCU ends it within a
+#: few: a new section uses the other index) until both these many have opened and this
+#: long has passed: a loaded machine may keep the updater off CPU for many sections,
+#: and a machine at rest would run through the sections alone in a blink. The time
+#: stays well inside MUST_FINISH, which the relay's join waits.
+RELAY_SECTIONS = 2_000
+RELAY_SECONDS = 3.0
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -475,9 +481,10 @@ def test_new_readers_do_not_extend_a_grace_period(cls: type[SRCU], expect_caught
     def relay() -> None:
         held = domain.read_lock()
         started.set()
-        for _ in range(RELAY_SECTIONS):       # a cap for the mutant, in sections, not
-            if gp_done.is_set():              # seconds: a loaded machine slows both sides
-                break
+        cap = time.monotonic() + RELAY_SECONDS
+        sections = 0
+        while not gp_done.is_set() and (sections < RELAY_SECTIONS or time.monotonic() < cap):
+            sections += 1
             newer = domain.read_lock()
             domain.read_unlock(held)
             held = newer
