@@ -14,18 +14,29 @@ and check the violation; the ``slow`` selection re-runs the whole sweep of
 1..SEED_BUDGET and the free-running catches. What the defaults miss is listed in
 ``DEFAULTS_MISS`` (strict: closing the gap fails here until the entry goes).
 
-To re-measure (``tests/plugins`` on ``PYTHONPATH``)::
+To re-measure (``tests/plugins`` on ``PYTHONPATH``), per plug-in, the default sweep
+(a minute or two) and free-running runs::
 
     rcu-pgdat-stress --flavor heldout_rcu:UnlockNowIdxRCU --seeds 1-20
     rcu-pgdat-stress --flavor heldout_rcu:UnlockNowIdxRCU --sched stress --duration 5 --seed 1
+
+every strategy side by side (the detection section also runs the whole mutant
+catalogue, and counts any violation of a plug-in as a catch)::
+
     rcu-pgdat-stress bench --only detection --plugins heldout_plain_rcu:CopyOutsideLockRCU,\
 heldout_plain_rcu:BarrierSeesQueueRCU,heldout_plain_rcu:LockFreeReadRCU,\
 heldout_rcu:UnlockNowIdxRCU,heldout_rcu:SharedNestingRCU,heldout_rcu:StaleQSReportQSBR
+
+or this file's slow selection: ``python -m pytest -m slow tests/test_heldout_plugins.py``.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,6 +49,10 @@ PLUGINS = Path(__file__).resolve().parent / "plugins"
 SEED_BUDGET = 20
 FREE_BUDGET = 5            # free-running runs of FREE_SECONDS each
 FREE_SECONDS = 5.0
+#: Time limits of the slow tests that run a whole budget: 20 controlled runs, or 5
+#: free-running ones (a stall is reported after 10 s), on a loaded machine.
+SWEEP_TIMEOUT = 900
+FREE_TIMEOUT = 300
 
 #: A grace period that ended too early.
 EARLY = frozenset({Kind.GP_TOO_SHORT, Kind.USE_AFTER_FREE, Kind.STALE_GENERATION})
@@ -63,7 +78,7 @@ FIRST_FAILING: dict[str, int] = {
     "heldout_plain_rcu:CopyOutsideLockRCU": 2,     # 9/20, gp-too-short
     "heldout_plain_rcu:BarrierSeesQueueRCU": 1,    # 6/20, gp-too-short (the barrier)
     "heldout_rcu:UnlockNowIdxRCU": 1,              # 20/20, stall or livelock
-    "heldout_rcu:SharedNestingRCU": 1,             # 20/20, gp-too-short, stall, livelock
+    "heldout_rcu:SharedNestingRCU": 1,             # 20/20: gp-too-short in 7, stall, livelock
     # Missed by the defaults when first measured: its race lies between two plain
     # accesses (a load of the index or the counter and the store of the counter), where
     # interception puts no schedule point. Caught since a plug-in in plain threading is
@@ -95,9 +110,21 @@ def _sweep(spec: str, seed: int) -> StressResult:
     return run(RunConfig(flavor=spec, sched=SWEEP_DEFAULT, seed=seed), status=None)
 
 
-def _free(spec: str, seed: int, seconds: float) -> StressResult:
-    return run(RunConfig(flavor=spec, sched="stress", duration=seconds, seed=seed),
-               status=None)
+def _free(spec: str, seed: int, seconds: float) -> Kind | None:
+    """The first violation of a free-running run, in a process of its own: a broken
+    plug-in whose grace period never ends leaves its waiters spinning in their
+    ``yield_point`` loops after the stall is reported (free-running threads cannot be
+    stopped), and they would slow every later run of this process."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(PLUGINS), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "stress", "--flavor", spec, "--sched", "stress",
+         "--duration", str(seconds), "--seed", str(seed), "--quiet", "--json", "-"],
+        capture_output=True, text=True, env=env, cwd=PLUGINS.parent.parent, check=False,
+        timeout=FREE_TIMEOUT)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    violations = json.loads(proc.stdout)["violations"]
+    return Kind(violations[0]["kind"]) if violations else None
 
 
 def _caught(spec: str, result: StressResult) -> bool:
@@ -132,12 +159,14 @@ def test_the_default_sweep_catches_each_at_its_recorded_seed(spec: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SWEEP_TIMEOUT)
 @pytest.mark.parametrize("spec", sorted(FIRST_FAILING))
 def test_the_default_sweep_catches_each_within_the_budget(spec: str) -> None:
     assert _first_failing(spec) == FIRST_FAILING[spec]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SWEEP_TIMEOUT)
 @pytest.mark.parametrize("spec", sorted(DEFAULTS_MISS))
 @pytest.mark.xfail(strict=True, reason="the default sweep misses it: harness work pending")
 def test_the_default_sweep_misses_these(spec: str) -> None:
@@ -146,24 +175,31 @@ def test_the_default_sweep_misses_these(spec: str) -> None:
 
 def _free_params() -> list[object]:
     return [pytest.param(spec, marks=pytest.mark.xfail(
-                reason="free-running missed it when measured (not deterministic)"))
+                strict=False, reason="free-running missed it when measured (not deterministic)"))
             if spec in FREE_MISS else spec for spec in sorted(BROKEN)]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(FREE_TIMEOUT)
 @pytest.mark.parametrize("spec", _free_params())
 def test_free_running_stress_catches_each(spec: str) -> None:
-    results = []
+    seen = []
     for seed in range(1, FREE_BUDGET + 1):
-        result = _free(spec, seed, FREE_SECONDS)
-        results.append([v.kind.value for v in result.violations[:1]])
-        if _caught(spec, result):
+        kind = _free(spec, seed, FREE_SECONDS)
+        seen.append(kind)
+        if kind in BROKEN[spec][1]:
             return
-    pytest.fail(f"{spec} survived {FREE_BUDGET} free-running runs: {results}")
+    pytest.fail(f"{spec} survived {FREE_BUDGET} free-running runs: {seen}")
 
 
+#: The correct RCUs run clean at one seed of each family of the rotation (pct d=3,
+#: delay, pos). Over seeds 1..20 they ran clean when measured, but for two reports
+#: that were the harness's: ``NestRCU`` at every pos seed (a livelock: two grace
+#: periods' wait loops lifted each other over the reader they waited for, as with
+#: ``unseen_rcu:TicketRCU``; fixed in pos since), and one wall-clock stall of
+#: ``PlainCallbackRCU`` (seed 4) under a load average near 40 that did not recur.
+@pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("spec", CORRECT)
-@pytest.mark.parametrize("seed", [1, 2, 3])       # portfolio: pct, pos, random
 def test_the_correct_rcus_they_break_run_clean(spec: str, seed: int) -> None:
     result = _sweep(spec, seed)
     assert result.ok, result.violations[0].format()
@@ -171,5 +207,5 @@ def test_the_correct_rcus_they_break_run_clean(spec: str, seed: int) -> None:
 
 @pytest.mark.parametrize("spec", CORRECT)
 def test_the_correct_rcus_run_clean_free_running(spec: str) -> None:
-    result = _free(spec, 1, 1.0)
-    assert result.ok, result.violations[0].format()
+    assert _free(spec, 1, 1.0) is None
+
