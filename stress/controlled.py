@@ -109,6 +109,8 @@ def config_from_trace(path: str) -> RunConfig:
         raise TraceError(f"{path}: unknown run parameters {unknown}: recorded by another "
                          "version of rcu-pgdat-stress")
     values = dict(params, replay=path, shrink_runs=0)
+    # Recorded before plain plug-ins were instrumented by default: they ran without it.
+    values.setdefault("instrument_plugins", False)
     for name in ("inject", "instrument"):             # JSON has lists, not tuples
         if isinstance(values.get(name), list):
             values[name] = tuple(values[name])
