@@ -334,6 +334,10 @@ class LateRegisteringStopMachine(StopMachine):
         task.stopper = cpu
 
 
+#: Seconds a stopped machine's fn stays running, waiting for the section under test.
+FN_WINDOW = 2.0
+
+
 @pytest.mark.parametrize("cls", [StopMachine, LateRegisteringStopMachine])
 def test_a_task_entering_a_section_never_runs_inside_a_stop_machine(cls: type) -> None:
     with built() as system:
@@ -351,7 +355,9 @@ def test_a_task_entering_a_section_never_runs_inside_a_stop_machine(cls: type) -
 
             def fn() -> None:
                 in_fn.set()
-                sched.wait_until(step.done, "step", 0.3)
+                # Long enough for the released worker to get a CPU on a busy machine
+                # (the mutant's section runs now); the correct one waits it out.
+                sched.wait_until(step.done, "step", FN_WINDOW)
                 in_fn.clear()
             pauser = Pauser()
             reached, gate = pauser.pause("worker", "stop_machine:enter")
