@@ -80,5 +80,8 @@ def test_model_speed_measures_every_strategy_beside_free_running_runs() -> None:
     assert set(got) == {*model_speed.STRATEGIES_MEASURED, *model_speed.FREE}
     for mode, figs in got.items():
         (fig,) = figs
-        assert fig["violations"] == 0 and fig["loops"] > 0 and fig["wall"] > 0, mode
+        assert fig["violations"] == 0 and fig["wall"] > 0, mode
+        # A free-running run lasts as long as the controlled ones took: on a busy machine
+        # its workers may not finish a loop in that time (a rate, not a fact to assert).
+        assert fig["loops"] > 0 or mode in model_speed.FREE, mode
         assert (fig["steps"] >= 600) == (mode in model_speed.STRATEGIES_MEASURED), mode
