@@ -26,7 +26,7 @@ from ._common import Options, Section, median
 __all__ = ["section", "STRATEGIES_MEASURED"]
 
 #: The controlled strategies measured (``--sched`` values), in table order.
-STRATEGIES_MEASURED = ("random", "pct", "pos", "portfolio")
+STRATEGIES_MEASURED = ("random", "pct", "pos", "delay", "portfolio")
 #: The free-running modes compared against.
 FREE = ("stress", "naive")
 
