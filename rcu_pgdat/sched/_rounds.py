@@ -38,7 +38,7 @@ class LoopRounds:
 
     def yielded(self, name: str, index: int) -> None:
         """``name`` passed a voluntary yield at step ``index``."""
-        last = self._last.get(name)
+        last = self._last[name] if name in self._last else None
         if last is not None:
             self.periods += 1
             self.total += index - last

@@ -120,9 +120,11 @@ class GuidedStrategy(Strategy):
         if d.index != self._index:               # first ask: the last answer was taken
             self._index = d.index
             if self._last is not None:
-                self._counts[self._last] = self._counts.get(self._last, 0) + 1
-        key = (d.prev, self._counts.get(d.prev, 0) if d.prev is not None else 0)
-        want = self.switches.get(key)
+                counts, last = self._counts, self._last
+                counts[last] = (counts[last] if last in counts else 0) + 1
+        counts, prev = self._counts, d.prev
+        key = (prev, counts[prev] if prev is not None and prev in counts else 0)
+        want = self.switches[key] if key in self.switches else None
         self._last = want if want is not None and want in d.candidates else d.default
         return self._last
 

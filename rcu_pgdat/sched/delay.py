@@ -97,7 +97,8 @@ class DelayStrategy(Strategy):
             self._last_index = d.index
             self._account(d)
         until, index = self._until, d.index
-        free = [c for c in d.candidates if until.get(c, -1) <= index] if until else None
+        free = [c for c in d.candidates
+                if (until[c] if c in until else -1) <= index] if until else None
         pool = free or d.candidates
         return pool[self._rng.randrange(len(pool))]
 

@@ -104,7 +104,7 @@ class POSStrategy(Strategy):
         best, top, at = None, float("-inf"), 0
         priority = self._priority
         for i, name in enumerate(d.candidates):
-            p = priority.get(name)
+            p = priority[name] if name in priority else None
             if p is None:
                 p = priority[name] = self._rng.random()
             if p > top:
@@ -117,7 +117,8 @@ class POSStrategy(Strategy):
         """Fresh priorities for the step that ran's successor and the steps it raced."""
         rng, priority = self._rng, self._priority
         prev = d.prev
-        ran = self._ran_from.get(prev, "") if prev is not None else ""
+        ran_from = self._ran_from
+        ran = ran_from[prev] if prev is not None and prev in ran_from else ""
         if prev is not None:
             if d.prev_yielded:               # behind every thread, in yield order
                 self._yields += 1
@@ -129,15 +130,15 @@ class POSStrategy(Strategy):
         objects = self._objects
         head = float("-inf")                     # the longest-parked candidate's place
         if self.yield_keeps_place:
-            head = max((p for p in map(priority.get, d.candidates)
-                        if p is not None and p < 0.0), default=head)
-        obj = objects.get(ran)
+            head = max((priority[c] for c in d.candidates
+                        if c in priority and priority[c] < 0.0), default=head)
+        obj = objects[ran] if ran in objects else None
         if obj is None:
             obj = objects[ran] = label_object(ran)
         for name, label in zip(d.candidates, d.candidate_labels(), strict=True):
-            if name == prev or priority.get(name, 0.0) < head:   # parked behind the head
+            if name == prev or (priority[name] if name in priority else 0.0) < head:  # parked
                 continue
-            other = objects.get(label)
+            other = objects[label] if label in objects else None
             if other is None:
                 other = objects[label] = label_object(label)
             if other == obj:
