@@ -79,6 +79,16 @@ from .trace import Step, Trace
 __all__ = ["ControlledScheduler", "RunStopped", "Outcome", "RunResult", "ThreadError"]
 
 
+def _step_of(fields: tuple[int, str, str], _new: Callable[[type], Any] = object.__new__) -> Step:
+    """``Step(*fields)`` at about half the cost: a frozen dataclass's ``__init__`` sets
+    each field through ``object.__setattr__``. A run records its steps as plain tuples
+    (cheaper at every step) and builds the trace's ``Step`` objects once, at its end."""
+    step = _new(Step)
+    d = step.__dict__
+    d["step"], d["thread"], d["label"] = fields
+    return step
+
+
 class RunStopped(BaseException):
     """Raised in a model thread at its next schedule point when the run ends early.
 
@@ -298,13 +308,14 @@ class ControlledScheduler(Scheduler):
         # Guarded by _lock (and written only by the token holder while the run is on):
         self._threads: list[_Thread] = []              # start order, finished included
         self._live: list[_Thread] = []                 # ... the unfinished ones, same order
+        # Looked up with ``in`` and ``[]``, never ``.get`` (see ``Strategy``: a lock on 3.13t).
         self._by_name: dict[str, _Thread] = {}         # latest thread of each name
         self._running: _Thread | None = None           # the token holder
         self._prev: _Thread | None = None              # ran the last step
         self._clock = 0
         self._epoch = 0                                # bumped by every step/time jump
         self._exits = 0                                # model threads finished
-        self._steps: list[Step] = []
+        self._steps: list[tuple[int, str, str]] = []   # (clock, thread, label): Step fields
         self._preemptions: list[int] = []
         self._asked_index = -1                         # decision index last asked about
         self._blocked_now: list[str] = []              # probes that failed at this index
@@ -342,7 +353,7 @@ class ControlledScheduler(Scheduler):
             me.label = label
             me.status = _RUNNABLE
             me.yielded = yielded
-            self._dispatch_locked()      # may pick me again: then my gate has a permit
+            self._dispatch_locked(me)    # may pick me again: then my gate has a permit
         self._park(me)                   # pairs with _hand() in _dispatch_locked
 
     @staticmethod
@@ -423,7 +434,7 @@ class ControlledScheduler(Scheduler):
                 raise UsageError("a ControlledScheduler runs once; create a new one per run")
             self._started = True
             self._last_switch = _real.monotonic()
-            self._dispatch_locked()
+            self._dispatch_locked(None)
             poll = min(0.1, self.hang_timeout / 4)
             rescued_at = -1.0
             while self._outcome is None:
@@ -511,7 +522,7 @@ class ControlledScheduler(Scheduler):
             me.deadline = deadline
             while True:
                 me.epoch = self._epoch           # cond is false as of now (invariant B)
-                self._dispatch_locked()
+                self._dispatch_locked(me)
                 self._lock.release()
                 try:
                     self._park(me)               # RUN: granted (due); PROBE: try cond
@@ -563,8 +574,10 @@ class ControlledScheduler(Scheduler):
 
     # -- decisions (lock held, by the thread giving up the token) -----------------------
 
-    def _candidates(self, live: list[_Thread]) -> list[_Thread]:
-        """The threads that may take the next step (invariant B decides for waiters).
+    def _candidates(self, live: list[_Thread], me: _Thread | None
+                    ) -> tuple[list[_Thread], list[str], list[str]]:
+        """The threads that may take the next step (invariant B decides for waiters),
+        with their names and labels in the same order (what the decision is built of).
 
         A waiter whose epoch moved is offered only if its ``ready`` test (when it gave
         one) does not rule it out; a false ``ready`` proves the condition false as of
@@ -574,54 +587,59 @@ class ControlledScheduler(Scheduler):
         that evaluates them does not matter; points inside them are no-ops (the decider
         is marked as inside a condition, as ``_eval`` does for a waiter). An error
         counts as "may go on": the waiter then evaluates its own condition and meets
-        the error itself.
+        the error itself. ``me``: the deciding thread's record (``None``: the driver).
         """
         clock, epoch = self._clock, self._epoch
-        out = []
-        me: _Thread | None = None
+        out: list[_Thread] = []
+        names: list[str] = []
+        labels: list[str] = []
+        add, add_name, add_label = out.append, names.append, labels.append
         was = marked = False
         try:
             for t in live:
                 status = t.status
-                if status is _RUNNABLE:
-                    out.append(t)
-                elif status is _BLOCKED:
-                    if t.deadline is not None and t.deadline <= clock:
-                        out.append(t)
-                    elif t.waits and t.epoch < epoch:
-                        ready = t.ready
-                        if ready is None:
-                            out.append(t)
+                if status is _BLOCKED:
+                    if t.deadline is None or t.deadline > clock:
+                        if not t.waits or t.epoch >= epoch:
                             continue
-                        if not marked:
-                            marked = True
-                            me = getattr(self._tls, "me", None)
-                            if me is not None:
+                        ready = t.ready
+                        if ready is not None:
+                            if not marked and me is not None:
+                                marked = True
                                 was, me.in_cond = me.in_cond, True
-                        try:
-                            ok = ready()
-                        except Exception:  # noqa: BLE001 - the waiter's evaluation reports it
-                            ok = True
-                        if ok:
-                            out.append(t)
-                        else:
-                            t.epoch = epoch
+                            try:
+                                ok = ready()
+                            except Exception:  # noqa: BLE001 - the waiter's evaluation reports it
+                                ok = True
+                            if not ok:
+                                t.epoch = epoch
+                                continue
+                elif status is not _RUNNABLE:
+                    continue
+                add(t)
+                add_name(t.name)
+                add_label(t.label)
         finally:
-            if me is not None:
+            if marked and me is not None:
                 me.in_cond = was
-        return out
+        return out, names, labels
 
-    def _dispatch_locked(self) -> None:
-        """Hand the token to the next thread, or end the run."""
+    def _dispatch_locked(self, me: _Thread | None) -> None:
+        """Hand the token to the next thread, or end the run; ``me`` is the deciding
+        thread's record (``None``: the driver, which starts the run)."""
         self._running = None
-        carried: list[_Thread] | None = None
+        carried = False
+        cands: list[_Thread] = []
+        names: list[str] = []
+        labels: list[str] = []
         while self._outcome is None:
             live = self._live
             if not live:
                 self._end_locked(Outcome.OK, "")
                 return
-            cands = carried if carried is not None else self._candidates(live)
-            carried = None
+            if not carried:
+                cands, names, labels = self._candidates(live, me)
+            carried = False
             if not cands:
                 due = [t.deadline for t in live if t.deadline is not None]
                 if due:
@@ -644,12 +662,12 @@ class ControlledScheduler(Scheduler):
                 self._asked_index = index
                 self._blocked_now = []
             prev = self._prev
-            decision = Decision(self._clock, index, tuple([t.name for t in cands]),
+            decision = Decision(self._clock, index, tuple(names),
                                 prev.name if prev is not None else None,
                                 tuple(self._blocked_now), self,
                                 prev is not None and prev.yielded
                                 and prev.status is _RUNNABLE,
-                                tuple([t.label for t in cands]))
+                                tuple(labels))
             if first_ask:
                 self._first_default = decision.default
             try:
@@ -661,29 +679,28 @@ class ControlledScheduler(Scheduler):
             if name is None:
                 self._end_locked(Outcome.ABANDONED, "the strategy abandoned the run")
                 return
-            chosen = None
-            for t in cands:
-                if t.name == name:
-                    chosen = t
-                    break
-            if chosen is None:
+            try:
+                at = names.index(name)
+            except ValueError:
                 self._internal = UsageError(
                     f"strategy {self.strategy.name} chose {name!r} at step {self._clock}, "
                     f"which is not a candidate ({', '.join(decision.candidates)})")
                 self._end_locked(Outcome.STOPPED, str(self._internal))
                 return
-            if chosen.status == _RUNNABLE or (chosen.deadline is not None
+            chosen = cands[at]
+            if chosen.status is _RUNNABLE or (chosen.deadline is not None
                                               and chosen.deadline <= self._clock):
                 self._grant_locked(chosen)
                 chosen.wake = _RUN
             else:
-                if chosen.pure is not None and self._probe_here(chosen.pure) is False:
+                if chosen.pure is not None and self._probe_here(chosen.pure, me) is False:
                     # What the woken waiter would do (``_block``), without waking it.
                     # Nothing else changed: the other candidates' ready tests (pure)
                     # would give what they gave, so they stay candidates as they are.
                     self._blocked_now.append(chosen.name)
                     chosen.epoch = self._epoch
-                    carried = [t for t in cands if t is not chosen]
+                    del cands[at], names[at], labels[at]
+                    carried = True
                     continue
                 self._running = chosen           # a probe: it decides again if still blocked
                 chosen.wake = _PROBE
@@ -691,12 +708,12 @@ class ControlledScheduler(Scheduler):
             self._hand(chosen)                   # hand-over; pairs with _park()
             return
 
-    def _probe_here(self, cond: Callable[[], Any]) -> bool | None:
+    @staticmethod
+    def _probe_here(cond: Callable[[], Any], me: _Thread | None) -> bool | None:
         """Evaluate a waiter's pure condition in the deciding thread (lock held), as
         ``_eval`` does in the waiter; ``None`` when the waiter must do it itself (an
         error, which it will meet, or a decider that is not a model thread, for which
         interception would answer in other terms)."""
-        me: _Thread | None = getattr(self._tls, "me", None)
         if me is None:
             return None
         was, me.in_cond = me.in_cond, True
@@ -725,7 +742,7 @@ class ControlledScheduler(Scheduler):
         if prev is not None and prev is not t and prev.status == _RUNNABLE \
                 and not prev.yielded:            # a switch at a voluntary yield is free
             self._preemptions.append(self._clock)
-        self._steps.append(Step(self._clock, t.name, t.label))
+        self._steps.append((self._clock, t.name, t.label))   # a Step at the end (_result)
         self._defaults.append(self._first_default)
         t.last_step = self._clock
         self._clock += 1
@@ -760,7 +777,7 @@ class ControlledScheduler(Scheduler):
                 raise UsageError(f"cannot start model thread {rec.name!r} from outside the "
                                  "run while it runs: start threads before wait() or from "
                                  "model threads")
-            old = self._by_name.get(rec.name)
+            old = self._by_name[rec.name] if rec.name in self._by_name else None
             if old is not None and old.status != _FINISHED:
                 raise UsageError(f"a model thread named {rec.name!r} is already running; "
                                  "names identify threads in traces, make them unique")
@@ -796,7 +813,7 @@ class ControlledScheduler(Scheduler):
                 self._exits += 1                 # what exit_mark() promises
                 self._live.remove(rec)
                 if self._running is rec:
-                    self._dispatch_locked()
+                    self._dispatch_locked(rec)
                 self._cv.notify_all()
             self._tls.me = None
         if error is not None and self.propagate_errors:
@@ -840,7 +857,8 @@ class ControlledScheduler(Scheduler):
         thread ``parent`` started, plus ``:name`` when the code gave it a name without
         digits (digits often come from process-wide counters: ``Thread-7``,
         ``ThreadPoolExecutor-3_0``, which differ between two runs of one program)."""
-        k = self._children[parent.name] = self._children.get(parent.name, 0) + 1
+        children, key = self._children, parent.name
+        k = children[key] = (children[key] if key in children else 0) + 1
         name = f"{parent.name}.{k}"
         if not any(c.isdigit() for c in thread.name):
             name = f"{name}:{thread.name}"
@@ -855,7 +873,8 @@ class ControlledScheduler(Scheduler):
         """The record of ``thread`` if it is a model thread of this run."""
         if isinstance(thread, _ModelThread):
             return thread._rec if thread._owner is self else None
-        return self._adopted.get(thread)
+        adopted = self._adopted
+        return adopted[thread] if thread in adopted else None
 
     @staticmethod
     def finished(rec: _Thread) -> bool:
@@ -865,16 +884,16 @@ class ControlledScheduler(Scheduler):
     # -- what people read ---------------------------------------------------------------
 
     def label_of(self, name: str) -> str | None:
-        t = self._by_name.get(name)
+        t = self._by_name[name] if name in self._by_name else None
         return None if t is None else t.label
 
     def probe_only(self, name: str) -> bool:
-        t = self._by_name.get(name)
+        t = self._by_name[name] if name in self._by_name else None
         return t is not None and t.status == _BLOCKED and not (
             t.deadline is not None and t.deadline <= self._clock)
 
     def explain(self, name: str) -> str:
-        t = self._by_name.get(name)
+        t = self._by_name[name] if name in self._by_name else None
         if t is None:
             return "was never started"
         if t.error:
@@ -923,10 +942,11 @@ class ControlledScheduler(Scheduler):
             err = self._errors[0]
             failure = {"thread": err.thread, "step": err.step, "error": err.summary()}
         elif outcome in FAILURES:
-            culprit = self._by_name.get(self._culprit) if self._culprit else None
+            c = self._culprit
+            culprit = self._by_name[c] if c is not None and c in self._by_name else None
             step = culprit.last_step if culprit is not None else self._clock
             failure = {"thread": self._culprit, "step": step, "error": outcome.value}
-        trace = Trace(steps=tuple(self._steps),
+        trace = Trace(steps=tuple(map(_step_of, self._steps)),
                       threads=tuple(dict.fromkeys(t.name for t in self._threads)),
                       strategy=self.strategy.describe(),
                       config={"max_steps": self.max_steps,
