@@ -107,7 +107,7 @@ def note(op: str, root: object, field: str, what: str | None = None, depth: int 
         return
     frame = sys._getframe(depth)
     path = frame.f_code.co_filename
-    base = _BASENAMES.get(path)
+    base = _BASENAMES[path] if path in _BASENAMES else None   # not .get: a lock on 3.13t
     if base is None:
         base = _BASENAMES[path] = os.path.basename(path)
     where = f"{base}:{frame.f_lineno}"
