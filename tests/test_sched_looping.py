@@ -233,6 +233,6 @@ def test_only_the_portfolios_pct_seeds_need_the_run_length() -> None:
 
 
 def test_a_sweep_says_what_each_seed_ran() -> None:
-    swept = sched.sweep(looping_lost_update(), "portfolio", range(1, 5))
-    assert swept.ran == {s: rotation_entry(s).build(s, 1).summary() for s in range(1, 5)}
-    assert set(swept.ran.values()) >= {"delay", "pct d=3", "pos"}
+    swept = sched.sweep(looping_lost_update(), "portfolio", range(0, 5))
+    assert swept.ran == {s: rotation_entry(s).build(s, 1).summary() for s in range(0, 5)}
+    assert set(swept.ran.values()) >= {"delay", "pct d=2", "pct d=3", "pos"}

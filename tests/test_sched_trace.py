@@ -68,7 +68,7 @@ def test_trace_file_round_trips_and_replays_from_its_path(tmp_path: Path) -> Non
     loaded = sched.Trace.load(path)
     assert loaded == run.trace and loaded.dumps() == path.read_text()
     head = json.loads(path.read_text())
-    assert head["format"] == "rcu-pgdat-schedule" and head["version"] == 3
+    assert head["format"] == "rcu-pgdat-schedule" and head["version"] == 4
     again = sched.replay(lost_update(), str(path))
     assert again.failed and again.trace is not None and again.trace.dumps() == loaded.dumps()
 

@@ -29,6 +29,9 @@ PINNED: dict[tuple[str, str], str] = {
     ("random", "DEFAULT"): "8e64ac180a2a62ef",
     ("pct", "DEFAULT"): "fa98d786c8509f5c",
     ("pos", "DEFAULT"): "2e0c3ee5f3298a25",
+    # delay pinned from trace version 4 on (one parking a round, the first due runs
+    # when all are parked): the portfolio's other entries are pinned above.
+    ("delay", "DEFAULT"): "9000f4db7d62bdef",
     ("random", "TREE01"): "462159d5e358a9ad",
     ("random", "SRCU-N"): "d6666fa97f73a9a0",
 }

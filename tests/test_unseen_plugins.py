@@ -28,11 +28,13 @@ PLUGINS = Path(__file__).resolve().parent / "plugins"
 SEED_BUDGET = 20
 #: Broken plug-in -> the first seed of 1..SEED_BUDGET whose default sweep run fails
 #: (measured with ``test_the_default_sweep_catches_each_within_the_budget``).
-FIRST_FAILING = {"SharedGPRCU": 1, "ForgetfulUnlockRCU": 1, "SingleFlipRCU": 12}
+FIRST_FAILING = {"SharedGPRCU": 9, "ForgetfulUnlockRCU": 1}
 #: Broken plug-ins the default sweep misses within SEED_BUDGET: gaps of the harness's
-#: defaults, as the catalogue's DEFAULTS_MISS (tests/test_mutants.py); none today.
+#: defaults, as the catalogue's DEFAULTS_MISS (tests/test_mutants.py). SingleFlipRCU
+#: fails about one seed in 25 under every strategy (README, Performance: its first
+#: failing portfolio seed is 26); the previous rotation's seed 12 was that luck.
 #: Strict: closing a gap fails here until the entry goes.
-DEFAULTS_MISS: set[str] = set()
+DEFAULTS_MISS: set[str] = {"SingleFlipRCU"}
 #: What a plug-in that ends grace periods too early may cause.
 CAUGHT_BY = {Kind.GP_TOO_SHORT, Kind.USE_AFTER_FREE, Kind.STALE_GENERATION}
 
@@ -79,7 +81,7 @@ def test_the_default_sweep_misses_these(name: str) -> None:
 
 @pytest.mark.parametrize("name, seed", [
     (name, seed) for name in ("PhaseRCU", "TicketRCU")
-    for seed in (1, 2, 3)])                        # portfolio: pct d=3, delay, pos
+    for seed in (0, 1, 2, 4)])             # portfolio: delay, pct d=2, pos, pct d=3
 def test_the_correct_rcus_they_break_run_clean(name: str, seed: int) -> None:
     result = _run(name, seed)
     assert result.ok, result.violations[0].format()

@@ -155,8 +155,8 @@ def _portfolio(seed: int, o: Mapping[str, Any]) -> Strategy:
 
 STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
     StrategySpec(
-        "portfolio", "seed i runs one strategy of a fixed rotation (delay, pct d=3, delay, "
-                     "pos, delay, pct d=2); the default of every seed sweep",
+        "portfolio", "seed i runs one strategy of a fixed rotation (delay, pct d=2, pos, "
+                     "pct d=2, pct d=3); the default of every seed sweep",
         build=_portfolio, needs_steps=True, steps_for=_portfolio_needs_steps),
     StrategySpec(
         "random", "uniform choice among the runnable threads at every step; weak on bugs "
@@ -175,9 +175,9 @@ STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
                "reader's misplaced quiescent state (detection benchmark)",
         build=_pos),
     StrategySpec(
-        "delay", "uniform random, plus a few threads parked for up to six measured loop "
-                 "rounds (four parkings a round): random's fine interleaving and PCT's long "
-                 "delays in one run; no depth to choose",
+        "delay", "uniform random, plus threads parked for up to six measured loop rounds "
+                 "(one parking a round; when all are parked, the first due runs): random's "
+                 "fine interleaving and PCT's long delays in one run; no depth to choose",
         build=_delay),
     StrategySpec(
         "dfs", "every interleaving with at most K preemptions, fewest first (not per seed)",

@@ -7,7 +7,7 @@ byte-identical files (whatever ``PYTHONHASHSEED`` is)::
 
     {
      "format": "rcu-pgdat-schedule",   # always this string
-     "version": 3,                     # written as 3; versions 1 to 3 are read
+     "version": 4,                     # written as 4; versions 1 to 4 are read
      "strategy": {"name": "pct", "seed": 7, "depth": 3, "steps": 60},
      "config": {"max_steps": 10000, "livelock_steps": null},
      "outcome": "failed",              # ok failed deadlock livelock hang budget stopped abandoned
@@ -38,7 +38,10 @@ recorded for it. The steps of a version-1 file still replay exactly (a recorded 
 a waiter is a step whose condition was true, which its ``ready`` test cannot rule out),
 so version 1 is still read. Version 3 changed what a portfolio seed means again (the
 rotation runs ``delay`` on every other seed, no longer ``random`` and ``pct d=5``);
-a trace's steps replay as before, so versions 1 and 2 are still read.
+a trace's steps replay as before, so versions 1 and 2 are still read. Version 4 changed
+it once more (``delay`` parks one thread a round, not four, and runs the first due when
+all are parked; the rotation is ``delay, pct d=2, pos, pct d=2, pct d=3``); earlier
+versions still replay.
 """
 
 from __future__ import annotations
@@ -53,9 +56,9 @@ from ..errors import TraceError
 __all__ = ["FORMAT", "VERSION", "Step", "Trace"]
 
 FORMAT = "rcu-pgdat-schedule"
-VERSION = 3
+VERSION = 4
 #: Versions :meth:`Trace.load` accepts (their steps replay the same; see above).
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 @dataclass(frozen=True)
