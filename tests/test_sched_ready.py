@@ -162,13 +162,13 @@ def test_a_version_1_trace_still_replays_and_others_are_refused(tmp_path: Any) -
     run = sched.run_program(use_after_free(), sched.RandomStrategy(3))
     assert run.trace is not None
     data = json.loads(run.trace.dumps())
-    assert data["version"] == 3
+    assert data["version"] == 4
     data["version"] = 1
     old = tmp_path / "old.trace.json"
     old.write_text(json.dumps(data))
     again = sched.replay(use_after_free(), str(old))
     assert [s.thread for s in again.trace.steps] == [s.thread for s in run.trace.steps]
-    data["version"] = 4
+    data["version"] = 5
     old.write_text(json.dumps(data))
-    with pytest.raises(TraceError, match="reads versions 1, 2, 3"):
+    with pytest.raises(TraceError, match="reads versions 1, 2, 3, 4"):
         sched.replay(use_after_free(), str(old))
