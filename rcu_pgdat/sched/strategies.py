@@ -170,9 +170,10 @@ STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
                                       "measured loop round"),),
         build=_pct, label=lambda o: f"pct d={o['pct_depth']}", needs_steps=True),
     StrategySpec(
-        "pos", "partial order sampling (races read from point labels); loses to random "
-               "where two updaters must interleave at one lock or cookie, and on a "
-               "reader's misplaced quiescent state (detection benchmark)",
+        "pos", "partial order sampling (races read from point labels); an updater "
+               "spinning at a yield waits for every section under way, so it loses to "
+               "random where a spinning updater must overtake a reader (detection "
+               "benchmark)",
         build=_pos),
     StrategySpec(
         "delay", "uniform random, plus threads parked for up to six measured loop rounds "
