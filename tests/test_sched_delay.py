@@ -2,7 +2,9 @@
 
 Each check is shown able to fail against its broken variant: plain random (``delay``
 that never parks) on a bug that needs one thread held over another's whole iteration,
-and parkings that never expire on a program where every thread must progress.
+parkings that never expire on a program where every thread must progress, and a
+uniform choice among parked threads (which holds none of them) where the first due
+must run.
 """
 
 from __future__ import annotations
@@ -88,3 +90,44 @@ def test_parked_threads_are_never_starved() -> None:
     forever = [sched.run_program(make, DelayStrategy(s, rounds=10**6), max_steps=3000).outcome
                for s in range(12)]
     assert forever.count(sched.Outcome.BUDGET) >= 3, forever
+
+
+class UniformAmongParked(DelayStrategy):
+    """The broken variant: when every candidate is parked, a uniform choice among them
+    (the parked stay held only while someone else can run)."""
+
+    def choose(self, d: sched.Decision) -> str:
+        if d.index != self._last_index:
+            self._last_index = d.index
+            self._account(d)
+        until, index = self._until, d.index
+        free = [c for c in d.candidates if c not in until or until[c] <= index]
+        pool = free or d.candidates
+        return pool[self._rng.randrange(len(pool))]
+
+
+def _all_parked_choices(cls: type[DelayStrategy]) -> tuple[int, int]:
+    """Over seeds 0..9 of the program above with four parkings a round (most threads
+    parked at once): the steps at which every candidate was parked, and how many of them
+    ran a thread other than the one whose delay ends first."""
+    seen, wrong = 0, 0
+
+    class Watched(cls):  # type: ignore[valid-type,misc]
+        def choose(self, d: sched.Decision) -> str:
+            picked = super().choose(d)
+            until = self._until
+            if all(c in until and until[c] > d.index for c in d.candidates):
+                nonlocal seen, wrong
+                seen += 1
+                wrong += picked != min(d.candidates, key=until.__getitem__)
+            return picked
+    for seed in range(10):
+        sched.run_program(held_over_a_grace_period(), Watched(seed, delays=4))
+    return seen, wrong
+
+
+def test_when_every_candidate_is_parked_the_first_due_runs() -> None:
+    seen, wrong = _all_parked_choices(DelayStrategy)
+    assert seen >= 20 and wrong == 0, (seen, wrong)
+    seen, wrong = _all_parked_choices(UniformAmongParked)     # the broken variant
+    assert seen >= 20 and wrong >= 5, (seen, wrong)
