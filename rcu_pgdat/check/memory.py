@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -142,56 +143,85 @@ class _Meta:
 # -- checked fields ------------------------------------------------------------------
 
 
+# The accessors are made from source, one pair per field, with the field's index and
+# name as constants, rather than as closures over them. Same checks, same order; the
+# reason is the free-threaded build (3.13t): a function defined at the top level of
+# its code is immortal there, so every reader calling it touches no shared reference
+# count, while a closure, and each cell it copies into its frame, is an object every
+# reader increfs: with two readers on two CPUs those counts are cache lines written
+# by both at every field read (docs/design.md, section 6).
+
+_THIS_FILE = os.path.abspath(__file__)
+
+_RAW_ACCESSORS = """
+def fget(obj):
+    value = obj._vals[{index}]
+    # (A) value loaded before the life word: pairs with (B) in free().
+    if _accesses.recording:
+        _note(obj, {field!r}, "read")
+    if value is POISON or obj._life & {phase} != {live}:
+        _hit(obj, {field!r}, value, "Read", None)
+    return value
+
+def fset(obj, value):
+    if _accesses.recording:
+        _note(obj, {field!r}, "write")
+    if obj._life & {phase} != {live}:
+        _hit(obj, {field!r}, POISON, "Write", None)
+    obj._vals[{index}] = value
+    # A free between the check and the store may have poisoned first and the store
+    # undone the poison: check again, after the store (pairs with (B) in free()).
+    if obj._life & {phase} != {live}:
+        _hit(obj, {field!r}, value, "Write", None)
+"""
+
+_REF_ACCESSORS = """
+def fget(ref):
+    obj = ref._obj
+    value = obj._vals[{index}]
+    # (A) as in the raw accessor; the life word now carries the generation too.
+    if _accesses.recording:
+        _note(obj, {field!r}, "read")
+    if value is POISON or obj._life != ref._life:
+        _hit(obj, {field!r}, value, "Read", ref._life)
+    return value
+
+def fset(ref, value):
+    obj = ref._obj
+    if _accesses.recording:
+        _note(obj, {field!r}, "write")
+    if obj._life != ref._life:
+        _hit(obj, {field!r}, POISON, "Write", ref._life)
+    obj._vals[{index}] = value
+    if obj._life != ref._life:
+        _hit(obj, {field!r}, value, "Write", ref._life)
+"""
+
+
+def _field_property(source: str, doc: str, field: str, index: int) -> property:
+    """A property whose getter and setter are ``source``'s, for ``field`` at ``index``."""
+    if not field.isidentifier() or type(index) is not int:
+        raise UsageError(f"field {field!r} at {index!r}: not an identifier and an index")
+    names: dict[str, Any] = {"_accesses": _accesses, "_note": _note, "_hit": _hit,
+                             "POISON": POISON, "__name__": __name__}
+    # Compiled as this file's code, so that reports hide the accessor's frame as they
+    # hide every frame of the oracles (``_stack``).
+    code = compile(source.format(index=index, field=field, phase=_PHASE, live=_LIVE),
+                   _THIS_FILE, "exec")
+    exec(code, names)  # noqa: S102 - our own template; field checked above
+    return property(names["fget"], names["fset"], doc=doc)
+
+
 def _raw_field(owner: str, field: str, index: int) -> property:
     """The checked property of ``field`` on a tracked class: a liveness check."""
-
-    def fget(obj: Any) -> Any:
-        value = obj._vals[index]
-        # (A) value loaded before the life word: pairs with (B) in free().
-        if _accesses.recording:
-            _note(obj, field, "read")
-        if value is POISON or obj._life & _PHASE != _LIVE:
-            _hit(obj, field, value, "Read", None)
-        return value
-
-    def fset(obj: Any, value: Any) -> None:
-        if _accesses.recording:
-            _note(obj, field, "write")
-        if obj._life & _PHASE != _LIVE:
-            _hit(obj, field, POISON, "Write", None)
-        obj._vals[index] = value
-        # A free between the check and the store may have poisoned first and the store
-        # undone the poison: check again, after the store (pairs with (B) in free()).
-        if obj._life & _PHASE != _LIVE:
-            _hit(obj, field, value, "Write", None)
-
-    return property(fget, fset, doc=f"Checked field {owner}.{field}.")
+    return _field_property(_RAW_ACCESSORS, f"Checked field {owner}.{field}.", field, index)
 
 
 def _ref_field(owner: str, field: str, index: int) -> property:
     """The checked property of ``field`` on a reference: the whole life word must match."""
-
-    def fget(ref: Any) -> Any:
-        obj = ref._obj
-        value = obj._vals[index]
-        # (A) as in _raw_field; the life word now carries the generation too.
-        if _accesses.recording:
-            _note(obj, field, "read")
-        if value is POISON or obj._life != ref._life:
-            _hit(obj, field, value, "Read", ref._life)
-        return value
-
-    def fset(ref: Any, value: Any) -> None:
-        obj = ref._obj
-        if _accesses.recording:
-            _note(obj, field, "write")
-        if obj._life != ref._life:
-            _hit(obj, field, POISON, "Write", ref._life)
-        obj._vals[index] = value
-        if obj._life != ref._life:
-            _hit(obj, field, value, "Write", ref._life)
-
-    return property(fget, fset, doc=f"Checked field {owner}.{field} (generation-checked).")
+    return _field_property(_REF_ACCESSORS,
+                           f"Checked field {owner}.{field} (generation-checked).", field,
+                           index)
 
 
 def _note(obj: Any, field: str, op: str) -> None:

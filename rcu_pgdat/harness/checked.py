@@ -22,6 +22,7 @@ section ended" is a fact about the implementation alone.
 from __future__ import annotations
 
 import collections
+import sys
 import threading
 from typing import Any, Callable
 
@@ -42,7 +43,9 @@ class _CheckedCallbacks:
     def __init__(self, impl: Any, oracles: Oracles, prefix: str) -> None:
         self.oracles = oracles
         self.name = str(getattr(impl, "name", type(impl).__name__))
-        self.key = f"{prefix}:{self.name}"
+        # Interned: immortal on the free-threaded build, so the readers that load it at
+        # every section and dereference share no reference count (docs/design.md, sec. 6).
+        self.key = sys.intern(f"{prefix}:{self.name}")
         #: What this wrapper notes as progress (``sched.progress``) for the livelock
         #: bound: a grace period that completed, a callback that ran.
         self.progress_kinds = (f"{self.key}: grace period", f"{self.key}: callback")

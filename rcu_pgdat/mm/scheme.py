@@ -26,6 +26,7 @@ Non-sleepable sections are non-preemptible regions of the task
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ..check import Oracles
@@ -111,6 +112,7 @@ class RCUScheme(Scheme):
         super().__init__(oracles)
         self.rcu = rcu
         self.srcu = srcu
+        self._keys = (rcu.key, srcu.key)     # one tuple for every call (readers' path)
 
     def register_thread(self) -> None:
         self.rcu.register_thread()
@@ -142,7 +144,7 @@ class RCUScheme(Scheme):
         self.srcu.read_unlock(token)
 
     def protecting_keys(self) -> tuple[str, ...]:
-        return (self.rcu.key, self.srcu.key)
+        return self._keys
 
     def progress_kinds(self) -> tuple[str, ...]:
         return self.rcu.progress_kinds + self.srcu.progress_kinds
@@ -177,12 +179,13 @@ class RWLockScheme(Scheme):
     name = "rwlock"
     #: Oracle keys: one lock, but its sleepable and non-sleepable holders are told
     #: apart, so that a sleep under the non-sleepable side is still reported.
-    key = "rwlock:pgdat"
-    sleepable_key = "rwlock:pgdat-sleepable"
+    key = sys.intern("rwlock:pgdat")
+    sleepable_key = sys.intern("rwlock:pgdat-sleepable")
 
     def __init__(self, oracles: Oracles) -> None:
         super().__init__(oracles)
         self.sem = RWSem("pgdat_rwsem")
+        self._keys = (self.key, self.sleepable_key)
 
     def _down_read(self, task: Task) -> None:
         # Only the outermost section takes the semaphore: a nested down_read() behind a
@@ -215,7 +218,7 @@ class RWLockScheme(Scheme):
         self._up_read(task)
 
     def protecting_keys(self) -> tuple[str, ...]:
-        return (self.key, self.sleepable_key)
+        return self._keys
 
     def progress_kinds(self) -> tuple[str, ...]:
         return (self.sem.progress_kind,)
