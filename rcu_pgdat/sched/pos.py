@@ -128,15 +128,20 @@ class POSStrategy(Strategy):
         if not ran:
             return
         objects = self._objects
+        candidates = d.candidates
+        # Each candidate's priority as it stands now (0.0: not drawn yet), read once:
+        # the loop below re-draws only the candidate it is at, after reading it.
+        now = [priority[c] if c in priority else 0.0 for c in candidates]
         head = float("-inf")                     # the longest-parked candidate's place
         if self.yield_keeps_place:
-            head = max((priority[c] for c in d.candidates
-                        if c in priority and priority[c] < 0.0), default=head)
+            for p in now:
+                if head < p < 0.0:
+                    head = p
         obj = objects[ran] if ran in objects else None
         if obj is None:
             obj = objects[ran] = label_object(ran)
-        for name, label in zip(d.candidates, d.candidate_labels(), strict=True):
-            if name == prev or (priority[name] if name in priority else 0.0) < head:  # parked
+        for name, label, p in zip(candidates, d.candidate_labels(), now, strict=True):
+            if name == prev or p < head:         # parked behind the queue's head
                 continue
             other = objects[label] if label in objects else None
             if other is None:
