@@ -150,9 +150,26 @@ def test_the_held_out_set_is_disjoint_plain_and_annotated() -> None:
     assert imported <= {"__future__", "threading", "typing"}, imported
 
 
+#: A plain plug-in is instrumented, by ``sys.monitoring`` on 3.12+ and ``settrace``
+#: before (``rcu_pgdat/sched/instrument.py``); the two put points at different places,
+#: so such a plug-in's seeds differ between them. ``FIRST_FAILING`` was measured under
+#: ``settrace`` (3.11); these under ``sys.monitoring`` (3.13.0 and 3.13.5t, seeds 1..8:
+#: caught at 5 and 7), where they differ.
+FIRST_FAILING_MONITORING: dict[str, int] = {
+    "heldout_plain_rcu:CopyOutsideLockRCU": 5,
+}
+
+
+def recorded_seed(spec: str) -> int:
+    """The recorded first failing seed of ``spec`` under this interpreter's instrumentation."""
+    if sys.version_info >= (3, 12) and spec in FIRST_FAILING_MONITORING:
+        return FIRST_FAILING_MONITORING[spec]
+    return FIRST_FAILING[spec]
+
+
 @pytest.mark.parametrize("spec", sorted(FIRST_FAILING))
 def test_the_default_sweep_catches_each_at_its_recorded_seed(spec: str) -> None:
-    seed = FIRST_FAILING[spec]
+    seed = recorded_seed(spec)
     assert seed <= SEED_BUDGET
     result = _sweep(spec, seed)
     assert _caught(spec, result), (spec, seed, [v.kind for v in result.violations])
@@ -162,7 +179,7 @@ def test_the_default_sweep_catches_each_at_its_recorded_seed(spec: str) -> None:
 @pytest.mark.timeout(SWEEP_TIMEOUT)
 @pytest.mark.parametrize("spec", sorted(FIRST_FAILING))
 def test_the_default_sweep_catches_each_within_the_budget(spec: str) -> None:
-    assert _first_failing(spec) == FIRST_FAILING[spec]
+    assert _first_failing(spec) == recorded_seed(spec)
 
 
 @pytest.mark.slow

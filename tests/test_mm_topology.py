@@ -367,6 +367,12 @@ def test_a_task_entering_a_section_never_runs_inside_a_stop_machine(cls: type) -
                 stopper = actors.start("remover", system.stop_machine.run, fn)
                 assert sched.wait_until(lambda: system.stop_machine.active, "active",
                                         timeout=STEP_TIMEOUT)
+                # Release the worker once fn runs: the mutant's worker has not registered,
+                # so the stopper drains and starts fn; released at "active" alone, a
+                # free-threaded worker could register before the drain and be waited for.
+                # The correct worker registered before its pause, so fn cannot start
+                # until it is released: for it this waits the whole window.
+                in_fn.wait(FN_WINDOW)
                 gate.set()
                 ran_inside = step.result(STEP_TIMEOUT)
                 stopper.result(STEP_TIMEOUT)
