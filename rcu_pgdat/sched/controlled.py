@@ -777,7 +777,7 @@ class ControlledScheduler(Scheduler):
                 raise UsageError(f"cannot start model thread {rec.name!r} from outside the "
                                  "run while it runs: start threads before wait() or from "
                                  "model threads")
-            old = self._by_name[rec.name] if rec.name in self._by_name else None
+            old = self._named(rec.name)
             if old is not None and old.status != _FINISHED:
                 raise UsageError(f"a model thread named {rec.name!r} is already running; "
                                  "names identify threads in traces, make them unique")
@@ -883,17 +883,23 @@ class ControlledScheduler(Scheduler):
 
     # -- what people read ---------------------------------------------------------------
 
+    def _named(self, name: str) -> _Thread | None:
+        """The latest thread named ``name`` (``None``: none); ``in`` and ``[]``, not
+        ``.get``, which locks a dict another thread made on free-threaded 3.13."""
+        by_name = self._by_name
+        return by_name[name] if name in by_name else None
+
     def label_of(self, name: str) -> str | None:
-        t = self._by_name[name] if name in self._by_name else None
+        t = self._named(name)
         return None if t is None else t.label
 
     def probe_only(self, name: str) -> bool:
-        t = self._by_name[name] if name in self._by_name else None
+        t = self._named(name)
         return t is not None and t.status == _BLOCKED and not (
             t.deadline is not None and t.deadline <= self._clock)
 
     def explain(self, name: str) -> str:
-        t = self._by_name[name] if name in self._by_name else None
+        t = self._named(name)
         if t is None:
             return "was never started"
         if t.error:
@@ -942,8 +948,7 @@ class ControlledScheduler(Scheduler):
             err = self._errors[0]
             failure = {"thread": err.thread, "step": err.step, "error": err.summary()}
         elif outcome in FAILURES:
-            c = self._culprit
-            culprit = self._by_name[c] if c is not None and c in self._by_name else None
+            culprit = self._named(self._culprit) if self._culprit else None
             step = culprit.last_step if culprit is not None else self._clock
             failure = {"thread": self._culprit, "step": step, "error": outcome.value}
         trace = Trace(steps=tuple(map(_step_of, self._steps)),
