@@ -332,6 +332,7 @@ class LateRegisteringStopMachine(StopMachine):
         sched.point("stop_machine:enter")
         cpu.inside.add(task)
         task.stopper = cpu
+        task.atomic_depth = 1           # the test's section does not nest
 
 
 #: Seconds a stopped machine's fn stays running, waiting for the section under test.

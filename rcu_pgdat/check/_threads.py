@@ -49,7 +49,8 @@ from .stats import PIPE_LEN
 if TYPE_CHECKING:
     from .oracles import KeyState
 
-__all__ = ["Counts", "Section", "Tally", "ThreadRegistry", "ThreadState"]
+__all__ = ["COMPLETED_AT_BEGIN", "COUNTS", "ENDED", "KEY", "OUTER", "SERIAL", "Counts", "Section",
+           "Tally", "ThreadRegistry", "ThreadState"]
 
 
 class Tally:
@@ -87,28 +88,62 @@ class Counts(Tally):
         self.sleepable = sleepable
 
 
-class Section:
+#: A :class:`Section`'s items, by index (the readers' paths index it directly).
+KEY, COUNTS, SERIAL, COMPLETED_AT_BEGIN, OUTER, ENDED = range(6)
+
+
+class Section(list):
     """An open read-side section as the oracle saw it begin.
 
-    ``serial`` numbers the sections of its thread and key (the handle ``section_begin``
-    returns, and what reports call it). ``ended`` goes from False to True once, by the
-    owner, before the flavor's unlock is called. ``outer`` is the next section down the
-    chain and never changes.
+    ``Section((key, counts, serial, completed_at_begin, outer, False))``. ``serial``
+    numbers the sections of its thread and key (the handle ``section_begin`` returns,
+    and what reports call it). ``ended`` (item ``ENDED``) goes from False to True once,
+    by the owner, before the flavor's unlock is called. ``outer`` is the next section
+    down the chain and never changes.
+
+    A list, built whole from one tuple before it is published: on the free-threaded
+    build that is one allocation and no Python call (a slotted class's ``__init__``
+    cost every section a call and six attribute stores), and an item is loaded and
+    stored atomically as an attribute is. The readers' paths index it (``KEY`` ...);
+    the properties serve the reports.
     """
 
-    __slots__ = ("completed_at_begin", "counts", "ended", "key", "outer", "serial")
+    __slots__ = ()
 
-    def __init__(self, key: str, counts: Counts, serial: int, completed_at_begin: int,
-                 outer: Section | None) -> None:
-        self.key = key
-        self.counts = counts
-        self.serial = serial
-        self.completed_at_begin = completed_at_begin  # grace periods of key ended by then
-        self.outer = outer
-        self.ended = False
+    @property
+    def key(self) -> str:
+        return self[KEY]
+
+    @property
+    def counts(self) -> Counts:
+        return self[COUNTS]
+
+    @property
+    def serial(self) -> int:
+        return self[SERIAL]
+
+    @property
+    def outer(self) -> Section | None:
+        return self[OUTER]
+
+    @property
+    def ended(self) -> bool:
+        return self[ENDED]
+
+    # A record is its own identity (a list would compare and hash by its items).
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
 
     def describe(self) -> str:
-        return f"{self.key} (sleepable)" if self.counts.sleepable else self.key
+        return f"{self[KEY]} (sleepable)" if self[COUNTS].sleepable else self[KEY]
+
+    def __repr__(self) -> str:
+        return f"<Section #{self[SERIAL]} of {self[KEY]}{' ended' if self[ENDED] else ''}>"
 
 
 class ThreadState:
@@ -142,9 +177,9 @@ class ThreadState:
         """Sections still open, innermost first (one load of ``top``; any thread)."""
         sec = self.top
         while sec is not None:
-            if not sec.ended:
+            if not sec[ENDED]:
                 yield sec
-            sec = sec.outer
+            sec = sec[OUTER]
 
     def open_sections(self) -> list[Section]:
         """Sections still open, outermost first."""
@@ -157,7 +192,7 @@ class ThreadState:
         or anyone once the owner has stopped for good."""
         leaked = self.open_sections()
         for sec in leaked:
-            sec.ended = True
+            sec[ENDED] = True
         self.top = None
         return leaked
 

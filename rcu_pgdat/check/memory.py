@@ -90,6 +90,7 @@ __all__ = [
     "TrackedAllocator",
     "generation",
     "is_live",
+    "new_ref",
     "ref_to",
     "unwrap",
 ]
@@ -352,8 +353,11 @@ def ref_to(obj: T) -> T:
     generation, so its first access is reported. A reference given in is returned as
     is: it keeps the generation it was taken at.
     """
-    if isinstance(obj, _Ref):
-        return obj
+    return obj if isinstance(obj, _Ref) else new_ref(obj)
+
+
+def new_ref(obj: T) -> T:
+    """:func:`ref_to` of a tracked object that is not a reference (the caller knows)."""
     ref = object.__new__(type(obj).__ref_class__)  # type: ignore[attr-defined]
     ref._obj = obj
     ref._life = (obj._life & ~_PHASE) | _LIVE

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from ._threads import ThreadState
 from .oracles import GracePeriod, Oracles
 
 __all__ = ["NullOracles"]
@@ -27,6 +28,12 @@ class NullOracles(Oracles):
         return 0
 
     def section_end(self, key: str, handle: int | None = None) -> None:
+        pass
+
+    def begin(self, state: ThreadState, key: str, sleepable: bool) -> int:
+        return 0
+
+    def end(self, state: ThreadState, key: str, handle: int | None = None) -> None:
         pass
 
     def gp_begin(self, key: str, *, blocking: bool = True) -> GracePeriod:

@@ -8,7 +8,8 @@ Readers take no lock
 --------------------
 Every reader event (``section_begin``, ``section_end``, ``deref``, ``on_read``) touches
 only the calling thread's own state (``_threads``: its chain of open sections and its
-counters, found through a ``threading.local``) and *loads* shared state that updaters
+counters, found through a ``threading.local``, or handed in by a caller that bound it
+once for its thread: ``thread_state``, ``begin``, ``end``) and *loads* shared state that updaters
 write (the key's completed grace periods, the retired-object table). No reader ever
 writes a location another reader writes, so readers run in parallel on free-threaded
 CPython, as rcutorture's readers do with per-CPU counters. Updater events
@@ -103,10 +104,11 @@ from typing import Any, TypeVar
 from .. import sched
 from ..errors import UnbalancedUnlockError, UsageError
 from . import _stack
-from ._threads import Counts, Section, ThreadRegistry, ThreadState
+from ._threads import (COMPLETED_AT_BEGIN, COUNTS, ENDED, KEY, OUTER, SERIAL, Counts,
+                       Section, ThreadRegistry, ThreadState)
 from .collector import Collector
 from .kinds import Kind
-from .memory import Tracked, generation, ref_to, unwrap
+from .memory import Tracked, generation, new_ref, unwrap
 from .memory import _Ref as Ref
 from .stats import PIPE_LEN, KeyStats, OracleStats
 from .violation import Violation
@@ -210,6 +212,12 @@ class Oracles:
         self._tls.state = state
         return state
 
+    def thread_state(self) -> ThreadState:
+        """The calling thread's state, for the fast read-side calls (:meth:`begin`,
+        :meth:`end`) of a caller that binds it once per thread (a task, at its start).
+        Only the calling thread may pass it; it is valid until its ``thread_exit``."""
+        return self._thread()
+
     def thread_exit(self) -> None:
         """The calling thread ends: report any section it left open, then forget it."""
         state = self._thread()
@@ -283,12 +291,18 @@ class Oracles:
             state: ThreadState = self._tls.state
         except AttributeError:
             state = self._thread()
+        return self.begin(state, key, sleepable)
+
+    def begin(self, state: ThreadState, key: str, sleepable: bool) -> int:
+        """:meth:`section_begin` in the thread that owns ``state`` (:meth:`thread_state`):
+        the same check and record without the per-thread lookup."""
         counts = state.counts.get(key)
         if counts is None or counts.sleepable != sleepable:
             counts = self._counts(state, key, sleepable)
         serial = counts.sections = counts.sections + 1
         # (P) one store publishes the complete record: see the opening comment.
-        state.top = Section(key, counts, serial, counts.keystate.completed, state.top)
+        state.top = Section((key, counts, serial, counts.keystate.completed, state.top,
+                             False))
         return serial
 
     def section_end(self, key: str, handle: int | None = None) -> None:
@@ -301,24 +315,28 @@ class Oracles:
             state: ThreadState = self._tls.state
         except AttributeError:
             state = self._thread()
+        self.end(state, key, handle)
+
+    def end(self, state: ThreadState, key: str, handle: int | None = None) -> None:
+        """:meth:`section_end` in the thread that owns ``state`` (:meth:`thread_state`)."""
         sec = state.top
         while sec is not None:
-            if sec.key == key and not sec.ended and (handle is None or sec.serial == handle):
+            if sec[KEY] == key and not sec[ENDED] and (handle is None or sec[SERIAL] == handle):
                 break
-            sec = sec.outer
+            sec = sec[OUTER]
         else:
             which = f"with handle {handle}" if handle is not None else "at all"
             raise UnbalancedUnlockError(
                 f"section_end({key!r}) in thread {state.name}, which has no open section of "
                 f"{key} {which}; emit section_end once per section_begin, in the same thread")
-        counts = sec.counts
-        batch = counts.keystate.completed - sec.completed_at_begin
+        counts = sec[COUNTS]
+        batch = counts.keystate.completed - sec[COMPLETED_AT_BEGIN]
         counts.batch[batch if batch < PIPE_LEN else PIPE_LEN] += 1
-        sec.ended = True                                # (E)
+        sec[ENDED] = True                               # (E)
         if sec is state.top:                            # pop what has ended off the head
-            top = sec.outer
-            while top is not None and top.ended:
-                top = top.outer
+            top = sec[OUTER]
+            while top is not None and top[ENDED]:
+                top = top[OUTER]
             state.top = top
 
     def _counts(self, state: ThreadState, key: str, sleepable: bool | None) -> Counts:
@@ -360,9 +378,9 @@ class Oracles:
         for st in self._registry.states:                # (S) one load of top per thread
             sec = st.top
             while sec is not None:
-                if sec.key == key and not sec.ended:
+                if sec[KEY] == key and not sec[ENDED]:
                     snapshot.append((st, sec))
-                sec = sec.outer
+                sec = sec[OUTER]
         with self._lock:
             ks = self._key_locked(key, None)
             ks.begun += 1
@@ -403,7 +421,7 @@ class Oracles:
                     moving.append(rec)
             ks.retired = moving
         # Sections open when the grace period began and still open now.
-        victims = [(st, sec) for st, sec in gp.snapshot if not sec.ended]
+        victims = [(st, sec) for st, sec in gp.snapshot if not sec[ENDED]]
         gp.snapshot = []
         if victims:
             self._report_gp_too_short(gp, victims)
@@ -500,7 +518,7 @@ class Oracles:
         is in :meth:`boot`. A tracked object comes back as a generation-checked
         reference (see ``memory``); anything else as is.
         """
-        if isinstance(keys, str):
+        if type(keys) is not tuple and isinstance(keys, str):
             keys = (keys,)
         try:
             state: ThreadState = self._tls.state
@@ -509,18 +527,23 @@ class Oracles:
         found = None
         sec = state.top
         while sec is not None:          # the outermost protecting section counts the read
-            if sec.key in keys and not sec.ended:
+            if sec[KEY] in keys and not sec[ENDED]:
                 found = sec
-            sec = sec.outer
+            sec = sec[OUTER]
         if found is None:
             self._deref_outside(state, obj, keys, held)
         if obj is None:
             return obj
+        target = obj._obj if isinstance(obj, Ref) else obj
         if found is None:
             self._count_read(state, obj, keys[0], None)
+        elif id(target) in self._retired:   # retired (or just evicted): the pipeline
+            self._count_read(state, obj, found[KEY], found[COUNTS])
         else:
-            self._count_read(state, obj, found.key, found.counts)
-        return ref_to(obj) if isinstance(obj, Tracked) else obj
+            found[COUNTS].pipe[0] += 1      # _count_read's case of an object not retired
+        if target is obj and isinstance(obj, Tracked):
+            return new_ref(obj)             # ref_to(obj): a reference is returned as is
+        return obj
 
     def _deref_outside(self, state: ThreadState, obj: Any, keys: Sequence[str],
                        held: bool) -> None:

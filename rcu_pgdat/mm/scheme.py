@@ -22,6 +22,21 @@ The same reader code runs under each scheme; only these primitives change.
 Non-sleepable sections are non-preemptible regions of the task
 (``task.preempt_disable``): a stop-machine waits until they end (``stop_machine``), and
 ``cond_resched()`` inside one is refused.
+
+The readers' fast path
+----------------------
+A task binds its thread's read side once, when it starts (:meth:`Scheme.bind`, from
+``Task.enter``): its oracle ``ThreadState`` (``task.oracle_state``) and, for ``rcu``, the
+flavor's reader handle (``task.read_handle``, ``CheckedRCU.reader``). A section then
+costs one call per layer that does work: the stop-machine's region entry (nesting and
+its handshake), the flavor's record, the oracles' record, where it used to go through
+``task.preempt_disable``, ``CheckedRCU``, the flavor's per-thread lookup and the
+oracles' own. The order the checked wrapper keeps is kept: the oracles see a section
+begin after the flavor's ``read_lock`` returned and end before its ``read_unlock`` is
+called, and a misuse raises what it raised (an unmatched unlock: the oracles'
+``UnbalancedUnlockError``; a read while offline: the flavor's ``UsageError``). A task
+that is not bound (not entered, or not a reader of the flavor) takes the checked
+wrapper's path, with its lookups and errors.
 """
 
 from __future__ import annotations
@@ -55,6 +70,11 @@ class Scheme:
         """A task's thread ends; a section left open is reported."""
         self.oracles.thread_exit()
 
+    def bind(self, task: Task) -> None:
+        """In ``task``'s thread, once it started (registered, for a reader): keep what
+        its sections need of the thread on the task (see "The readers' fast path")."""
+        task.oracle_state = self.oracles.thread_state()
+
     def quiescent_state(self) -> None:
         """A task passes a safe point outside every section."""
 
@@ -81,9 +101,13 @@ class Scheme:
         """``pgdat_remove_read_unlock_sleepable()``."""
         raise NotImplementedError
 
+    #: Oracle keys of the sections that protect a pgdat pointer (set by each scheme;
+    #: one tuple for every call: the readers' path loads it at every dereference).
+    keys: tuple[str, ...] = ()
+
     def protecting_keys(self) -> tuple[str, ...]:
         """Oracle keys of the sections that protect a pgdat pointer."""
-        raise NotImplementedError
+        return self.keys
 
     def progress_kinds(self) -> tuple[str, ...]:
         """What the scheme's update side notes as progress (``sched.progress``)."""
@@ -112,13 +136,19 @@ class RCUScheme(Scheme):
         super().__init__(oracles)
         self.rcu = rcu
         self.srcu = srcu
-        self._keys = (rcu.key, srcu.key)     # one tuple for every call (readers' path)
+        self.key = rcu.key                  # the non-sleepable sections' key
+        self.keys = (rcu.key, srcu.key)
 
     def register_thread(self) -> None:
         self.rcu.register_thread()
 
     def unregister_thread(self) -> None:
         self.rcu.unregister_thread()
+
+    def bind(self, task: Task) -> None:
+        super().bind(task)
+        if task.reader:                     # registered with the flavor (Task.enter)
+            task.read_handle = self.rcu.reader()
 
     def quiescent_state(self) -> None:
         self.rcu.quiescent_state()
@@ -130,21 +160,28 @@ class RCUScheme(Scheme):
         self.rcu.thread_online()
 
     def read_lock(self, task: Task) -> None:
-        task.preempt_disable()
-        self.rcu.read_lock()
+        task.system.stop_machine.enter(task)        # task.preempt_disable()
+        handle = task.read_handle
+        if handle is None:
+            self.rcu.read_lock()
+            return
+        handle.read_lock()                          # then the oracles: CheckedRCU's order
+        self.oracles.begin(task.oracle_state, self.key, False)  # type: ignore[arg-type]
 
     def read_unlock(self, task: Task) -> None:
-        self.rcu.read_unlock()
-        task.preempt_enable()
+        handle = task.read_handle
+        if handle is None:
+            self.rcu.read_unlock()
+        else:
+            self.oracles.end(task.oracle_state, self.key)  # type: ignore[arg-type]
+            handle.read_unlock()
+        task.system.stop_machine.exit(task)         # task.preempt_enable()
 
     def read_lock_sleepable(self, task: Task) -> Any:
         return self.srcu.read_lock()
 
     def read_unlock_sleepable(self, task: Task, token: Any) -> None:
         self.srcu.read_unlock(token)
-
-    def protecting_keys(self) -> tuple[str, ...]:
-        return self._keys
 
     def progress_kinds(self) -> tuple[str, ...]:
         return self.rcu.progress_kinds + self.srcu.progress_kinds
@@ -185,7 +222,7 @@ class RWLockScheme(Scheme):
     def __init__(self, oracles: Oracles) -> None:
         super().__init__(oracles)
         self.sem = RWSem("pgdat_rwsem")
-        self._keys = (self.key, self.sleepable_key)
+        self.keys = (self.key, self.sleepable_key)
 
     def _down_read(self, task: Task) -> None:
         # Only the outermost section takes the semaphore: a nested down_read() behind a
@@ -202,10 +239,18 @@ class RWLockScheme(Scheme):
 
     def read_lock(self, task: Task) -> None:
         self._down_read(task)
-        self.oracles.section_begin(self.key, sleepable=False)
+        state = task.oracle_state
+        if state is None:
+            self.oracles.section_begin(self.key, sleepable=False)
+        else:
+            self.oracles.begin(state, self.key, False)
 
     def read_unlock(self, task: Task) -> None:
-        self.oracles.section_end(self.key)
+        state = task.oracle_state
+        if state is None:
+            self.oracles.section_end(self.key)
+        else:
+            self.oracles.end(state, self.key)
         self._up_read(task)
 
     def read_lock_sleepable(self, task: Task) -> Any:
@@ -216,9 +261,6 @@ class RWLockScheme(Scheme):
     def read_unlock_sleepable(self, task: Task, token: Any) -> None:
         self.oracles.section_end(self.sleepable_key)
         self._up_read(task)
-
-    def protecting_keys(self) -> tuple[str, ...]:
-        return self._keys
 
     def progress_kinds(self) -> tuple[str, ...]:
         return (self.sem.progress_kind,)

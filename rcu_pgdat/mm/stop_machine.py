@@ -72,10 +72,12 @@ T = TypeVar("T")
 
 
 class Participant(Protocol):
-    """What stop-machine needs of a task: its name, its CPU and its region's stopper."""
+    """What stop-machine needs of a task: its name, its CPU, its regions' nesting and
+    the stopper its outermost region registered with."""
 
     name: str
     cpu: int
+    atomic_depth: int
     stopper: "CPUStopper | None"
 
 
@@ -164,13 +166,23 @@ class StopMachine:
     # -- the task side ---------------------------------------------------------------
 
     def enter(self, task: Participant) -> None:
-        """``task`` enters a non-preemptible region on its CPU (waits out a stop)."""
+        """``task`` enters a non-preemptible region (``preempt_disable()``; regions nest,
+        counted in ``task.atomic_depth``); the outermost one registers on the task's
+        CPU and waits out a stop in force there.
+
+        The whole of ``preempt_disable`` is here, in one call: readers enter a region
+        at every section."""
+        depth = task.atomic_depth
+        if depth:
+            task.atomic_depth = depth + 1
+            return
         while True:
             cpu = self.cpus[task.cpu]
             cpu.inside.add(task)                         # A: pairs with D in run()
             sched.point("stop_machine:enter")
             if not cpu.stopped:                          # B: pairs with C in run()
                 task.stopper = cpu
+                task.atomic_depth = 1
                 return
             cpu.inside.discard(task)
             self._wait_resumed(task, cpu)
@@ -198,7 +210,11 @@ class StopMachine:
                 self._resumed.wait()
 
     def exit(self, task: Participant) -> None:
-        """``task`` leaves its non-preemptible region."""
+        """``task`` leaves a non-preemptible region (``preempt_enable()``); the outermost
+        one deregisters from its CPU."""
+        depth = task.atomic_depth = task.atomic_depth - 1
+        if depth:
+            return
         cpu = task.stopper
         if cpu is None:
             raise UsageError(f"{task.name}: leaves a non-preemptible region it never "

@@ -209,7 +209,7 @@ class System:
     def NODE_DATA(self, nid: int) -> PglistData | None:  # noqa: N802 - kernel name
         """``NODE_DATA(nid)``: an ``rcu_dereference`` of the node's pgdat pointer."""
         sched.point("NODE_DATA")
-        return self.oracles.deref(self.node_data[nid], self.scheme.protecting_keys())
+        return self.oracles.deref(self.node_data[nid], self.scheme.keys)
 
     def for_each_online_node(self) -> Iterator[int]:
         """``for_each_online_node()``: node ids whose online bit is set, as read now."""

@@ -22,13 +22,14 @@ import random
 import threading
 import zlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import sched
 from ..errors import UsageError
 from .mempolicy import Mempolicy
 
 if TYPE_CHECKING:
+    from ..check._threads import ThreadState
     from .stop_machine import CPUStopper
     from .system import System
 
@@ -59,6 +60,11 @@ class Task:
         self.atomic_depth = 0
         self.stopper: CPUStopper | None = None
         self.rw_nesting = 0          # rwlock scheme: nesting of its read sections
+        #: What the scheme's read side keeps of this task's thread while it runs
+        #: (``Scheme.bind``): the oracles' state of the thread and the flavor's reader
+        #: handle; ``None`` outside ``enter()``/``exit()``.
+        self.oracle_state: ThreadState | None = None
+        self.read_handle: Any = None
         self.interleave_next = 0
         # A task's own choices derive from the run seed and its name only.
         self.rng = random.Random((seed << 32) ^ zlib.crc32(name.encode()))
@@ -70,9 +76,11 @@ class Task:
         _current.task = self
         if self.reader:
             self.system.scheme.register_thread()
+        self.system.scheme.bind(self)
 
     def exit(self) -> None:
         """Leave: out of the RCU flavor's registry; a section left open is reported."""
+        self.read_handle = self.oracle_state = None
         if self.reader:
             self.system.scheme.unregister_thread()
         else:
@@ -84,15 +92,11 @@ class Task:
     def preempt_disable(self) -> None:
         """Enter a non-preemptible region (nests); the outermost one holds up a
         stop-machine until it ends, and waits out one in force (``stop_machine``)."""
-        if self.atomic_depth == 0:
-            self.system.stop_machine.enter(self)
-        self.atomic_depth += 1
+        self.system.stop_machine.enter(self)
 
     def preempt_enable(self) -> None:
         """Leave a non-preemptible region."""
-        self.atomic_depth -= 1
-        if self.atomic_depth == 0:
-            self.system.stop_machine.exit(self)
+        self.system.stop_machine.exit(self)
 
     # -- scheduling --------------------------------------------------------------------
 
