@@ -11,7 +11,8 @@ from test_mm_support import GatedRemover, Tasks, built, kinds
 from rcu_pgdat import sched
 from rcu_pgdat.check import ViolationError
 from rcu_pgdat.check.testing import STEP_TIMEOUT, Actors
-from rcu_pgdat.errors import UsageError
+from rcu_pgdat.errors import UnbalancedUnlockError, UsageError
+from rcu_pgdat.mutants.rcu import QSInReaderQSBR
 from rcu_pgdat.mutants.mm import NoWriteLockScheme, ReuseEarlyResetRemover
 from rcu_pgdat.mm.hotplug import OK
 from rcu_pgdat.mm.page_alloc import alloc_pages, free_pages
@@ -19,6 +20,9 @@ from rcu_pgdat.mm.locks import RWSem
 from rcu_pgdat.mm.scheme import RCUScheme, ReuseScheme, RWLockScheme
 from rcu_pgdat.mm.system import System
 from rcu_pgdat.mm.task import Task
+from rcu_pgdat.rcu import QSBR
+from rcu_pgdat.rcu._flavor import CHECKED
+from rcu_pgdat.rcu.qsbr import CheckedQSBRReader
 
 
 def _reader_kinds(system: System, task: Task) -> int:
@@ -66,6 +70,90 @@ def test_the_same_reader_code_runs_under_every_scheme(scheme: str, cls: type,
         stats = system.oracles.stats()
         assert all(stats.key(key).sections >= 10 for key in keys)
     assert system.collector.ok
+
+
+# -- the bound read path (Scheme.bind) -------------------------------------------------
+
+
+class _SeenReader(CheckedQSBRReader):
+    """A QSBR record that notes where the oracles think its thread is, at each call."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self, flavor: QSBR) -> None:
+        super().__init__(flavor)
+        self.seen: list[str] = []
+
+    def read_lock(self) -> None:
+        self.seen.append(self.flavor.oracles.reader_context())
+        super().read_lock()
+
+    def read_unlock(self) -> None:
+        self.seen.append(self.flavor.oracles.reader_context())
+        super().read_unlock()
+
+
+class _SeenQSBR(QSBR):
+    _reader_types = {CHECKED: _SeenReader}
+    oracles: Any = None
+
+
+class _BeginFirstScheme(RCUScheme):
+    """Broken: tells the oracles a section began before the flavor's lock returned."""
+
+    def read_lock(self, task: Task) -> None:
+        task.preempt_disable()
+        self.oracles.begin(task.oracle_state, self.key, False)  # type: ignore[arg-type]
+        task.read_handle.read_lock()
+
+
+@pytest.mark.parametrize("scheme_cls, broken", [(RCUScheme, False), (_BeginFirstScheme, True)])
+def test_a_bound_reader_keeps_the_checked_wrappers_order(scheme_cls: type,
+                                                         broken: bool) -> None:
+    """The oracles see a section begin after the flavor's read_lock returned and end
+    before its read_unlock is called, on the bound path as through CheckedRCU."""
+    flavor = _SeenQSBR()
+    with built(flavor=flavor, scheme_cls=scheme_cls) as system, \
+            Tasks(system, "a") as tasks:
+        flavor.oracles = system.oracles
+        task = tasks["a"]
+        assert task.read_handle is tasks.run("a", flavor.reader)     # the record itself
+        tasks.run("a", system.scheme.read_lock, task)
+        tasks.run("a", system.scheme.read_unlock, task)
+        seen = task.read_handle.seen
+    outside = "outside any read-side section"
+    assert (seen == [outside, outside]) != broken, seen
+
+
+def test_a_flavor_that_overrides_its_read_side_is_called_through_it() -> None:
+    with built(flavor=QSInReaderQSBR()) as system, Tasks(system, "a") as tasks:
+        handle = tasks["a"].read_handle
+        assert handle.read_unlock.__func__ is QSInReaderQSBR.read_unlock
+
+
+@pytest.mark.parametrize("bound", [True, False])
+def test_misuse_on_the_bound_path_raises_what_the_wrapper_raises(bound: bool) -> None:
+    with built() as system, Tasks(system, "a") as tasks:
+        task = tasks["a"]
+
+        def unbound() -> None:
+            task.read_handle = task.oracle_state = None
+
+        if not bound:
+            tasks.run("a", unbound)
+        with pytest.raises(UnbalancedUnlockError, match="no open section of rcu:qsbr"):
+            tasks.run("a", system.scheme.read_unlock, task)
+
+        def read_offline() -> None:
+            system.scheme.thread_offline()
+            try:
+                system.scheme.read_lock(task)
+            finally:
+                system.scheme.thread_online()
+                task.preempt_enable()                   # the failed lock's region
+        with pytest.raises(UsageError, match="which is offline"):
+            tasks.run("a", read_offline)
+        assert task.atomic_depth == 0 and task.stopper is None
 
 
 def test_a_scheme_class_must_match_the_configured_scheme() -> None:

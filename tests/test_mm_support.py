@@ -43,8 +43,9 @@ SMALL_ZONES = (2, 4, 4)
 
 @contextlib.contextmanager
 def built(*, nodes: int = 4, cpus: int = 8, pages: tuple[int, ...] = (64, 256, 256),
-          flavor: str = "qsbr", checks: bool = True, **kwargs: Any) -> Iterator[System]:
+          flavor: Any = "qsbr", checks: bool = True, **kwargs: Any) -> Iterator[System]:
     """A System built directly; ``kwargs`` go to SystemConfig or System (``*_cls``).
+    ``flavor``: ``"qsbr"``, ``"memb"`` or a flavor object.
 
     With ``checks`` the oracles' might-sleep hook and the collector's excepthook are
     installed for the block (and restored after it).
@@ -52,7 +53,7 @@ def built(*, nodes: int = 4, cpus: int = 8, pages: tuple[int, ...] = (64, 256, 2
     classes = {k: kwargs.pop(k) for k in list(kwargs) if k.endswith("_cls")}
     config = SystemConfig(topology=Topology(nr_nodes=nodes, nr_cpus=cpus,
                                             pages_per_zone=pages), **kwargs)
-    rcu = QSBR() if flavor == "qsbr" else Memb()
+    rcu = QSBR() if flavor == "qsbr" else Memb() if flavor == "memb" else flavor
     system = System(config, rcu, SRCU("pgdat"), Collector(stop_on_first=False), **classes)
     with contextlib.ExitStack() as stack:
         if checks:
