@@ -73,17 +73,27 @@ class Access:
 
 
 class AccessLog:
-    """The ring of recent accesses of one run; appended to by the token holder only."""
+    """The ring of recent accesses of one run; appended to by the token holder only.
 
-    __slots__ = ("entries", "writes")
+    An access is kept as the tuple of its fields and made an :class:`Access` only when
+    read (``entries``): a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``, several times a tuple's cost, at every logged access.
+    """
+
+    __slots__ = ("_ring", "writes")
 
     def __init__(self, size: int = LOG_SIZE) -> None:
-        self.entries: deque[Access] = deque(maxlen=size)
+        self._ring: deque[tuple[int, str, str, int, str, str, str]] = deque(maxlen=size)
         self.writes = 0                  # writes logged so far (a spin detector's clock)
+
+    @property
+    def entries(self) -> tuple[Access, ...]:
+        """The logged accesses, oldest first."""
+        return tuple(Access(*fields) for fields in self._ring)
 
     def add(self, step: int, thread: str, op: str, root: object, field: str, what: str,
             where: str) -> None:
-        self.entries.append(Access(step, thread, op, id(root), field, what, where))
+        self._ring.append((step, thread, op, id(root), field, what, where))
         if op in WRITES:
             self.writes += 1
 

@@ -62,6 +62,7 @@ import contextlib
 import enum
 import functools
 import math
+import operator
 import queue
 import threading
 import traceback
@@ -87,6 +88,20 @@ def _step_of(fields: tuple[int, str, str], _new: Callable[[type], Any] = object.
     d = step.__dict__
     d["step"], d["thread"], d["label"] = fields
     return step
+
+
+_name_of = operator.attrgetter("name")       # a record's name, mapped in C
+_label_of = operator.attrgetter("label")     # ... and its label
+
+
+def _probe(cond: Callable[[], Any]) -> bool | None:
+    """Evaluate a waiter's pure condition in the deciding thread (lock held, decider
+    marked as inside a condition), as ``_eval`` does in the waiter; ``None`` on an
+    error, which the waiter, woken to evaluate it itself, will meet."""
+    try:
+        return bool(cond())
+    except Exception:  # noqa: BLE001 - the waiter's own evaluation reports it
+        return None
 
 
 class RunStopped(BaseException):
@@ -574,8 +589,7 @@ class ControlledScheduler(Scheduler):
 
     # -- decisions (lock held, by the thread giving up the token) -----------------------
 
-    def _candidates(self, live: list[_Thread], me: _Thread | None
-                    ) -> tuple[list[_Thread], list[str], list[str]]:
+    def _candidates(self, live: list[_Thread]) -> tuple[list[_Thread], list[str], list[str]]:
         """The threads that may take the next step (invariant B decides for waiters),
         with their names and labels in the same order (what the decision is built of).
 
@@ -584,50 +598,57 @@ class ControlledScheduler(Scheduler):
         now, so its epoch is brought up to date and invariant B holds again.
 
         Ready tests run here, in the deciding thread: pure by contract, so the thread
-        that evaluates them does not matter; points inside them are no-ops (the decider
-        is marked as inside a condition, as ``_eval`` does for a waiter). An error
-        counts as "may go on": the waiter then evaluates its own condition and meets
-        the error itself. ``me``: the deciding thread's record (``None``: the driver).
+        that evaluates them does not matter; points inside them are no-ops (the caller,
+        ``_dispatch_locked``, marks the decider as inside a condition, as ``_eval``
+        does for a waiter). An error counts as "may go on": the waiter then evaluates
+        its own condition and meets the error itself.
         """
         clock, epoch = self._clock, self._epoch
         out: list[_Thread] = []
-        names: list[str] = []
-        labels: list[str] = []
-        add, add_name, add_label = out.append, names.append, labels.append
-        was = marked = False
-        try:
-            for t in live:
-                status = t.status
-                if status is _BLOCKED:
-                    if t.deadline is None or t.deadline > clock:
-                        if not t.waits or t.epoch >= epoch:
-                            continue
-                        ready = t.ready
-                        if ready is not None:
-                            if not marked and me is not None:
-                                marked = True
-                                was, me.in_cond = me.in_cond, True
-                            try:
-                                ok = ready()
-                            except Exception:  # noqa: BLE001 - the waiter's evaluation reports it
-                                ok = True
-                            if not ok:
-                                t.epoch = epoch
-                                continue
-                elif status is not _RUNNABLE:
-                    continue
+        add = out.append
+        for t in live:
+            status = t.status
+            if status is _RUNNABLE:
                 add(t)
-                add_name(t.name)
-                add_label(t.label)
-        finally:
-            if marked and me is not None:
-                me.in_cond = was
-        return out, names, labels
+                continue
+            if status is not _BLOCKED:
+                continue
+            deadline = t.deadline
+            if deadline is None or deadline > clock:
+                if not t.waits or t.epoch >= epoch:
+                    continue
+                ready = t.ready
+                if ready is not None:
+                    try:
+                        ok = ready()
+                    except Exception:  # noqa: BLE001 - the waiter's evaluation reports it
+                        ok = True
+                    if not ok:
+                        t.epoch = epoch
+                        continue
+            add(t)
+        return out, list(map(_name_of, out)), list(map(_label_of, out))
 
     def _dispatch_locked(self, me: _Thread | None) -> None:
         """Hand the token to the next thread, or end the run; ``me`` is the deciding
-        thread's record (``None``: the driver, which starts the run)."""
+        thread's record (``None``: the driver, which starts the run).
+
+        While it decides, ``me`` counts as inside a wait condition: the ready tests and
+        pure conditions it evaluates for waiters see their points as no-ops and
+        interception answer in the real primitives' terms, as in the waiter itself.
+        """
         self._running = None
+        if me is None:
+            self._decide_locked(None)
+            return
+        was, me.in_cond = me.in_cond, True
+        try:
+            self._decide_locked(me)
+        finally:
+            me.in_cond = was
+
+    def _decide_locked(self, me: _Thread | None) -> None:
+        """The body of :meth:`_dispatch_locked` (``me`` already marked)."""
         carried = False
         cands: list[_Thread] = []
         names: list[str] = []
@@ -638,7 +659,7 @@ class ControlledScheduler(Scheduler):
                 self._end_locked(Outcome.OK, "")
                 return
             if not carried:
-                cands, names, labels = self._candidates(live, me)
+                cands, names, labels = self._candidates(live)
             carried = False
             if not cands:
                 due = [t.deadline for t in live if t.deadline is not None]
@@ -648,12 +669,13 @@ class ControlledScheduler(Scheduler):
                     continue
                 self._end_locked(Outcome.DEADLOCK, self._deadlock_report(live))
                 return
-            if self._clock >= self.max_steps:
+            clock = self._clock
+            if clock >= self.max_steps:
                 self._end_locked(Outcome.BUDGET, f"the budget of {self.max_steps} steps "
                                  "ran out")
                 return
             if (self.livelock_steps is not None
-                    and self._clock - self._last_progress >= self.livelock_steps):
+                    and clock - self._last_progress >= self.livelock_steps):
                 self._end_locked(Outcome.LIVELOCK, self._livelock_report(live))
                 return
             index = len(self._steps)
@@ -662,7 +684,7 @@ class ControlledScheduler(Scheduler):
                 self._asked_index = index
                 self._blocked_now = []
             prev = self._prev
-            decision = Decision(self._clock, index, tuple(names),
+            decision = Decision(clock, index, tuple(names),
                                 prev.name if prev is not None else None,
                                 tuple(self._blocked_now), self,
                                 prev is not None and prev.yielded
@@ -683,17 +705,18 @@ class ControlledScheduler(Scheduler):
                 at = names.index(name)
             except ValueError:
                 self._internal = UsageError(
-                    f"strategy {self.strategy.name} chose {name!r} at step {self._clock}, "
+                    f"strategy {self.strategy.name} chose {name!r} at step {clock}, "
                     f"which is not a candidate ({', '.join(decision.candidates)})")
                 self._end_locked(Outcome.STOPPED, str(self._internal))
                 return
             chosen = cands[at]
-            if chosen.status is _RUNNABLE or (chosen.deadline is not None
-                                              and chosen.deadline <= self._clock):
+            deadline = chosen.deadline
+            if chosen.status is _RUNNABLE or (deadline is not None and deadline <= clock):
                 self._grant_locked(chosen)
                 chosen.wake = _RUN
             else:
-                if chosen.pure is not None and self._probe_here(chosen.pure, me) is False:
+                pure = chosen.pure
+                if pure is not None and me is not None and _probe(pure) is False:
                     # What the woken waiter would do (``_block``), without waking it.
                     # Nothing else changed: the other candidates' ready tests (pure)
                     # would give what they gave, so they stay candidates as they are.
@@ -707,22 +730,6 @@ class ControlledScheduler(Scheduler):
             self._last_switch = _real.monotonic()
             self._hand(chosen)                   # hand-over; pairs with _park()
             return
-
-    @staticmethod
-    def _probe_here(cond: Callable[[], Any], me: _Thread | None) -> bool | None:
-        """Evaluate a waiter's pure condition in the deciding thread (lock held), as
-        ``_eval`` does in the waiter; ``None`` when the waiter must do it itself (an
-        error, which it will meet, or a decider that is not a model thread, for which
-        interception would answer in other terms)."""
-        if me is None:
-            return None
-        was, me.in_cond = me.in_cond, True
-        try:
-            return bool(cond())
-        except Exception:  # noqa: BLE001 - the waiter's own evaluation reports it
-            return None
-        finally:
-            me.in_cond = was
 
     @staticmethod
     def _hand(t: _Thread) -> None:
@@ -960,4 +967,4 @@ class ControlledScheduler(Scheduler):
                       final=self._final, preemptions=tuple(self._preemptions),
                       meta=self.meta)
         return RunResult(outcome, trace, list(self._errors), self._report, stuck,
-                         tuple(self._defaults), tuple(self.access_log.entries))
+                         tuple(self._defaults), self.access_log.entries)

@@ -55,6 +55,7 @@ while the first runs its iteration) still interleave as POS would have them.
 from __future__ import annotations
 
 import random
+from itertools import compress, filterfalse
 from typing import Any
 
 from .decision import Decision, Strategy
@@ -70,6 +71,14 @@ def label_object(label: str) -> str:
         if 0 <= i < cut:
             cut = i
     return label[:cut]
+
+
+class _Objects(dict[str, str]):
+    """``label -> label_object(label)``, filled on first use (``[]`` never misses)."""
+
+    def __missing__(self, label: str) -> str:
+        obj = self[label] = label_object(label)
+        return obj
 
 
 class POSStrategy(Strategy):
@@ -95,26 +104,29 @@ class POSStrategy(Strategy):
         self._last_index = -1
         self._ran_from: dict[str, str] = {}  # the label each thread last ran from
         self._yields = 0                     # voluntary yields so far
-        self._objects: dict[str, str] = {}   # label -> label_object(label), a cache
+        self._objects = _Objects()           # label -> label_object(label), a cache
 
     def choose(self, d: Decision) -> str:
+        candidates, labels = d.candidates, d.candidate_labels()
         if d.index != self._last_index:       # first question for this step
             self._last_index = d.index
-            self._account(d)
-        best, top, at = None, float("-inf"), 0
+            self._account(d, labels)
         priority = self._priority
-        for i, name in enumerate(d.candidates):
-            p = priority[name] if name in priority else None
-            if p is None:
-                p = priority[name] = self._rng.random()
-            if p > top:
-                best, top, at = name, p, i
-        assert best is not None, "a decision has at least one candidate"
-        self._ran_from[best] = d.candidate_labels()[at]
+        # First seen: a priority drawn now, in candidate order (C loops, not Python's).
+        for name in filterfalse(priority.__contains__, candidates):
+            priority[name] = self._rng.random()
+        # The first candidate of highest priority (``max`` keeps the first of equals).
+        best = max(candidates, key=priority.__getitem__)
+        self._ran_from[best] = labels[candidates.index(best)]
         return best
 
-    def _account(self, d: Decision) -> None:
-        """Fresh priorities for the step that ran's successor and the steps it raced."""
+    def _account(self, d: Decision, labels: tuple[str, ...]) -> None:
+        """Fresh priorities for the step that ran's successor and the steps it raced.
+
+        The race pass reads each candidate's priority as it stood before the pass (it
+        re-draws only the candidate it is at, after reading it), and finds the queue's
+        head only once a racing candidate turns up, before any re-draw of the pass.
+        """
         rng, priority = self._rng, self._priority
         prev = d.prev
         ran_from = self._ran_from
@@ -129,25 +141,27 @@ class POSStrategy(Strategy):
             return
         objects = self._objects
         candidates = d.candidates
-        # Each candidate's priority as it stands now (0.0: not drawn yet), read once:
-        # the loop below re-draws only the candidate it is at, after reading it.
-        now = [priority[c] if c in priority else 0.0 for c in candidates]
-        head = float("-inf")                     # the longest-parked candidate's place
-        if self.yield_keeps_place:
-            for p in now:
-                if head < p < 0.0:
-                    head = p
-        obj = objects[ran] if ran in objects else None
-        if obj is None:
-            obj = objects[ran] = label_object(ran)
-        for name, label, p in zip(candidates, d.candidate_labels(), now, strict=True):
-            if name == prev or p < head:         # parked behind the queue's head
+        head: float | None = None            # the longest-parked candidate's place
+        # The candidates whose label names the subsystem ``ran`` does, in order.
+        for name in compress(candidates, map(objects[ran].__eq__,
+                                             map(objects.__getitem__, labels))):
+            if name == prev:
                 continue
-            other = objects[label] if label in objects else None
-            if other is None:
-                other = objects[label] = label_object(label)
-            if other == obj:
-                priority[name] = rng.random()
+            if head is None:
+                head = self._head(candidates)
+            if name in priority and priority[name] < head:
+                continue                     # parked behind the queue's head
+            priority[name] = rng.random()
+
+    def _head(self, candidates: tuple[str, ...]) -> float:
+        """The priority of the candidate parked longest behind a yield (the highest
+        negative one), ``-inf`` when none is or yields do not keep places."""
+        if not self.yield_keeps_place:
+            return float("-inf")
+        priority = self._priority
+        parked = [p for p in map(priority.__getitem__, filter(priority.__contains__,
+                                                              candidates)) if p < 0.0]
+        return max(parked) if parked else float("-inf")
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed}
