@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import UsageError
-from . import _real
+from . import _osched, _real
 from ._base import PureCond, ReadyCond, Scheduler
 from .accesses import Access, AccessLog, explain
 from ._report import interleaving_table, thread_stack
@@ -288,7 +288,10 @@ class ControlledScheduler(Scheduler):
     may run without reaching a schedule point. A model thread that raises ends the run
     as FAILED (``stop_on_error``); the exception is also passed on to
     ``threading.excepthook`` as a free-running thread's would be (``propagate_errors``).
-    Threads the scheduler did not spawn run free: their points are no-ops.
+    Threads the scheduler did not spawn run free: their points are no-ops. With
+    ``pin_threads`` (the default) the model threads run on one CPU, the one the driver
+    runs on when the scheduler is installed, as batch threads: only one runs at a time,
+    and a hand-over then costs one thread switch (``_osched``; schedules do not change).
     """
 
     controlled = True
@@ -297,7 +300,7 @@ class ControlledScheduler(Scheduler):
                  livelock_steps: int | None = None, hang_timeout: float = 5.0,
                  stop_on_error: bool = True, propagate_errors: bool = True,
                  meta: dict[str, Any] | None = None, intercept: bool = True,
-                 instrument: Sequence[str] = ()) -> None:
+                 instrument: Sequence[str] = (), pin_threads: bool = True) -> None:
         if max_steps < 1:
             raise ValueError(f"max_steps must be positive, got {max_steps}")
         if livelock_steps is not None and livelock_steps < 1:
@@ -314,6 +317,8 @@ class ControlledScheduler(Scheduler):
         self.meta = dict(meta or {})
         self.intercept = intercept                     # see ``intercept``
         self.instrument = tuple(instrument)            # see ``instrument``
+        self.pin_threads = pin_threads                 # see ``_osched``
+        self._cpu: int | None = None                   # the model threads' CPU (``_osched``)
         self.access_log = AccessLog()                  # see ``accesses``
         self._instrumented: Any = None
         self._spins: Any = None                        # see ``rescue`` (interception)
@@ -482,6 +487,8 @@ class ControlledScheduler(Scheduler):
     def activate(self) -> None:
         # Interception and instrumentation are on exactly while the scheduler is
         # installed: ``install`` undoes them in its ``finally``, whatever ended the run.
+        if self.pin_threads:
+            self._cpu = _osched.run_cpu()       # for model threads started from now on
         if self.intercept:
             from . import intercept
             from .rescue import SpinRescue
@@ -796,6 +803,7 @@ class ControlledScheduler(Scheduler):
                 self._hand(rec)
 
     def _thread_main(self, rec: _Thread) -> None:
+        _osched.settle(self._cpu)
         self._tls.me = rec
         error: BaseException | None = None
         try:
