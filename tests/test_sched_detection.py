@@ -77,11 +77,15 @@ def test_section_shape_on_a_tiny_run() -> None:
 def test_model_speed_measures_every_strategy_beside_free_running_runs() -> None:
     from stress.bench import model_speed
     got = model_speed.measure(steps=600, repeats=1, seed=1)
-    assert set(got) == {*model_speed.STRATEGIES_MEASURED, *model_speed.FREE}
+    assert set(got) == {*model_speed.STRATEGIES_MEASURED, model_speed.UNPINNED,
+                        *model_speed.FREE}
     for mode, figs in got.items():
         (fig,) = figs
         assert fig["violations"] == 0 and fig["wall"] > 0, mode
         # A free-running run lasts as long as the controlled ones took: on a busy machine
         # its workers may not finish a loop in that time (a rate, not a fact to assert).
         assert fig["loops"] > 0 or mode in model_speed.FREE, mode
-        assert (fig["steps"] >= 600) == (mode in model_speed.STRATEGIES_MEASURED), mode
+        assert (fig["steps"] >= 600) == (mode not in model_speed.FREE), mode
+    # Threads on one CPU or not, one seed is one run: the same steps and the same work.
+    (pinned,), (free,) = got["random"], got[model_speed.UNPINNED]
+    assert (pinned["steps"], pinned["loops"]) == (free["steps"], free["loops"])

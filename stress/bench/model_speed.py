@@ -15,9 +15,11 @@ woke (one hand-over per step that switches threads).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
+from rcu_pgdat.sched import _osched
 from stress.config import RunConfig
 from stress.run import run as run_stress
 
@@ -29,6 +31,9 @@ __all__ = ["section", "STRATEGIES_MEASURED"]
 STRATEGIES_MEASURED = ("random", "pct", "pos", "delay", "portfolio")
 #: The free-running modes compared against.
 FREE = ("stress", "naive")
+#: A controlled mode measured with its model threads left as the OS runs them (not on
+#: one CPU as batch threads, ``rcu_pgdat.sched._osched``): what that placement saves.
+UNPINNED = "random, threads free"
 
 
 def _loops(result: Any) -> int:
@@ -40,11 +45,21 @@ def _one(sched: str, steps: int, seconds: float, seed: int) -> dict[str, float]:
 
     ``seconds`` is the duration of a free-running run (a controlled one ignores it)."""
     free = sched in FREE
-    cfg = RunConfig(sched=sched, seed=seed, steps=steps, duration=seconds,
-                    status_interval=1e9)
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = run_stress(cfg, status=None)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    unpinned = sched == UNPINNED
+    cfg = RunConfig(sched="random" if unpinned else sched, seed=seed, steps=steps,
+                    duration=seconds, status_interval=1e9)
+    saved = os.environ.get(_osched.ENV)
+    if unpinned:
+        os.environ[_osched.ENV] = "0"
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = run_stress(cfg, status=None)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        if saved is None:
+            os.environ.pop(_osched.ENV, None)
+        else:
+            os.environ[_osched.ENV] = saved
     steps_done = 0 if free or result.schedule is None else result.schedule.steps
     return {"wall": wall, "cpu": cpu, "steps": steps_done, "loops": _loops(result),
             "violations": len(result.violations)}
@@ -57,10 +72,11 @@ def measure(steps: int, repeats: int, seed: int,
     A free-running run lasts as long as the random run of the same repeat took, so both
     sides of the comparison get the same wall-clock window.
     """
-    out: dict[str, list[dict[str, float]]] = {m: [] for m in (*STRATEGIES_MEASURED, *FREE)}
+    out: dict[str, list[dict[str, float]]] = {
+        m: [] for m in (*STRATEGIES_MEASURED, UNPINNED, *FREE)}
     for k in range(repeats):
         window = 1.0
-        for sched in STRATEGIES_MEASURED:
+        for sched in (*STRATEGIES_MEASURED, UNPINNED):
             fig = _one(sched, steps, window, seed + k)
             out[sched].append(fig)
             if sched == "random":
@@ -84,7 +100,7 @@ def section(opts: Options) -> Section:
     free_rate = {m: _rate(got[m], "loops", "wall") for m in FREE}
     free_cpu = {m: _rate(got[m], "loops", "cpu") for m in FREE}
     rows: list[list[Any]] = []
-    for sched in STRATEGIES_MEASURED:
+    for sched in (*STRATEGIES_MEASURED, UNPINNED):
         figs = got[sched]
         loops_rate = _rate(figs, "loops", "wall")
         loops_cpu = _rate(figs, "loops", "cpu")
@@ -99,7 +115,9 @@ def section(opts: Options) -> Section:
              "second. iter/s: worker loop iterations per wall second. 'slower than X': X's "
              "iterations per second over the strategy's (same model code, same work "
              "measure), by wall and by CPU seconds; a free-running run lasts as long as "
-             "the random run of its repeat took."]
+             "the random run of its repeat took. 'random, threads free': random with "
+             f"the model threads left as the OS runs them ({_osched.ENV}=0), not on one "
+             "CPU as batch threads."]
     bad = [f"{m}: {f['violations']} violation(s) in a correct run"
            for m, figs in got.items() for f in figs if f["violations"]]
     notes += [f"!!! {b}" for b in bad]
