@@ -15,7 +15,12 @@ empty method, as in any run without stress yields:
   (``flavor.read_lock()``: one ``threading.local`` lookup per call), and ``checked``
   mode through the flavor, as the harness runs it;
 * the rwlock scheme's ``RWSem`` (uncontended ``down_read``/``up_read``), a
-  ``threading.Lock``, and one ``sched.point()`` for scale.
+  ``threading.Lock``, and one ``sched.point()`` for scale;
+* the model's own read side as the harness runs it: ``pgdat_remove_read_lock()`` /
+  ``_unlock()`` of the ``rcu`` and ``rwlock`` schemes (``scheme.read_lock(task)``) by a
+  task entered in the calling thread, the oracles on: what a checked section costs
+  before it reads anything (the stop-machine's region, the flavor's checked record or
+  the semaphore, the oracles' section record).
 
 The rows take turns in every repeat (:func:`~stress.bench._common.interleaved`); the best
 of many short repeats counts (a short one often runs unpreempted on a busy machine).
@@ -36,11 +41,13 @@ from typing import Any
 
 from rcu_pgdat import sched
 from rcu_pgdat.mm.locks import RWSem
+from rcu_pgdat.mm.system import System, SystemConfig
+from rcu_pgdat.mm.topology import Topology
 from rcu_pgdat.rcu import CHECKED, FAST, QSBR, SRCU, Memb
 
 from ._common import Cell, Options, Section, interleaved, median, ratio
 
-__all__ = ["EMPTY", "LOOP", "ROWS", "TARGETS", "measure", "rows", "section"]
+__all__ = ["EMPTY", "LOOP", "ROWS", "SETUPS", "TARGETS", "measure", "rows", "section"]
 
 #: The reference row and the bare-loop row (subtracted, not shown as a ratio).
 EMPTY = "empty method pair"
@@ -110,6 +117,21 @@ def _plain(obj: Any) -> Iterator[Any]:
     yield obj
 
 
+@contextmanager
+def _scheme(name: str) -> Iterator[Any]:
+    """A model system under scheme ``name`` with a reader task entered in the calling
+    thread; yields ``(scheme, task)`` (the row's setup unpacks it into locals)."""
+    system = System(SystemConfig(topology=Topology(nr_nodes=4, nr_cpus=8), scheme=name),
+                    QSBR(), SRCU("pgdat"))
+    task = system.new_task("bench-reader")
+    task.enter()
+    try:
+        yield system.scheme, task
+    finally:
+        task.exit()
+        system.scheme.shutdown()
+
+
 def _three_ways(label: str, stmt: str,
                 make: Callable[[str, bool], Any]) -> dict[str, tuple[str, Callable[[], Any]]]:
     """The fast handle, fast flavor and checked flavor rows of one read side."""
@@ -134,7 +156,13 @@ ROWS: dict[str, tuple[str, Callable[[], Any]]] = {
     "threading.Lock acquire/release": ("o.acquire(); o.release()",
                                        lambda: _plain(threading.Lock())),
     "one sched.point()": ("s.point('bench')", lambda: _plain(None)),
+    **{f"{name} scheme: pgdat_remove_read_lock pair, oracles on":
+       ("sc.read_lock(t); sc.read_unlock(t)", lambda name=name: _scheme(name))
+       for name in ("rcu", "rwlock")},
 }
+
+#: Rows whose statement runs on locals unpacked from ``o`` (``timeit``'s setup).
+SETUPS = {name: "sc, t = o" for name in ROWS if " scheme: " in name}
 
 #: The read side's targets: row -> the most it may cost, in empty pairs; each must also
 #: be at least ``RWSEM_FACTOR`` times cheaper than the ``RWSem`` pair.
@@ -153,7 +181,8 @@ def measure(number: int = 200_000, repeat: int = 7) -> dict[str, list[float]]:
         timers = {}
         for name, (stmt, make) in ROWS.items():
             obj = stack.enter_context(make())
-            timers[name] = timeit.Timer(stmt, globals={"o": obj, "s": sched})
+            timers[name] = timeit.Timer(stmt, SETUPS[name] if name in SETUPS else "pass",
+                                        globals={"o": obj, "s": sched})
         return interleaved(timers, number, repeat)
 
 
