@@ -33,6 +33,7 @@ interpreter (``bench --also PYTHON``).
 
 from __future__ import annotations
 
+import functools
 import threading
 import timeit
 from collections.abc import Callable, Iterator
@@ -157,7 +158,7 @@ ROWS: dict[str, tuple[str, Callable[[], Any]]] = {
                                        lambda: _plain(threading.Lock())),
     "one sched.point()": ("s.point('bench')", lambda: _plain(None)),
     **{f"{name} scheme: pgdat_remove_read_lock pair, oracles on":
-       ("sc.read_lock(t); sc.read_unlock(t)", lambda name=name: _scheme(name))
+       ("sc.read_lock(t); sc.read_unlock(t)", functools.partial(_scheme, name))
        for name in ("rcu", "rwlock")},
 }
 
