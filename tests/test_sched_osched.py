@@ -88,7 +88,8 @@ class _DriverPinning(ControlledScheduler):
 
     def activate(self) -> None:
         super().activate()
-        _osched.settle(self._cpu)
+        assert self._placement is not None
+        _osched.settle(self._placement.cpu)
 
 
 @linux_only
@@ -105,3 +106,47 @@ def test_the_driver_check_catches_a_scheduler_that_pins_the_driver() -> None:
         os.sched_setaffinity(0, before[0])
         os.sched_setscheduler(0, before[1], os.sched_param(0))
     assert _placement() == before
+
+
+@pytest.mark.parametrize("share, idle, expected", [
+    (0.9, {0: 0.0, 1: 0.95}, 0),             # the run gets its CPU: stay
+    (0.4, {0: 0.0, 1: 0.95}, 1),             # taken from it, the other idle: move
+    (0.7, {0: 0.0, 1: 0.95}, 1),             # shared with another program: move
+    (0.4, {0: 0.0, 1: 0.30}, 0),             # the other as busy: stay
+    (0.4, {0: 0.6, 1: 0.55}, 0),             # its own the idlest: stay
+    (0.4, {}, 0),                            # nothing known: stay
+])
+def test_the_run_moves_only_off_a_cpu_taken_from_it_to_an_idle_one(
+        share: float, idle: dict[int, float], expected: int) -> None:
+    assert _osched.better_cpu(0, share, idle) == expected
+
+
+two_cpus = pytest.mark.skipif(not hasattr(os, "sched_setaffinity")
+                              or len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+
+
+@two_cpus
+def test_a_review_that_moves_moves_every_thread_it_is_given(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = sorted(os.sched_getaffinity(0))[:2]
+    placement = _osched.Placement(first)
+    go, ready = threading.Event(), threading.Barrier(4)
+    seen: list[frozenset[int]] = []
+
+    def parked() -> None:
+        os.sched_setaffinity(0, (first,))
+        ready.wait()
+        go.wait()
+        seen.append(frozenset(os.sched_getaffinity(0)))
+    threads = [threading.Thread(target=parked) for _ in range(3)]
+    for t in threads:
+        t.start()
+    ready.wait()
+    monkeypatch.setattr(_osched, "REVIEW_SECONDS", 0.0)
+    monkeypatch.setattr(_osched, "better_cpu", lambda cpu, share, idle: second)
+    placement.review(threads)
+    go.set()
+    for t in threads:
+        t.join()
+    assert placement.cpu == second and placement.moves == 1
+    assert seen == [frozenset({second})] * 3

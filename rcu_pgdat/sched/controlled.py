@@ -318,7 +318,7 @@ class ControlledScheduler(Scheduler):
         self.intercept = intercept                     # see ``intercept``
         self.instrument = tuple(instrument)            # see ``instrument``
         self.pin_threads = pin_threads                 # see ``_osched``
-        self._cpu: int | None = None                   # the model threads' CPU (``_osched``)
+        self._placement: _osched.Placement | None = None   # their CPU (``_osched``)
         self.access_log = AccessLog()                  # see ``accesses``
         self._instrumented: Any = None
         self._spins: Any = None                        # see ``rescue`` (interception)
@@ -487,8 +487,9 @@ class ControlledScheduler(Scheduler):
     def activate(self) -> None:
         # Interception and instrumentation are on exactly while the scheduler is
         # installed: ``install`` undoes them in its ``finally``, whatever ended the run.
-        if self.pin_threads:
-            self._cpu = _osched.run_cpu()       # for model threads started from now on
+        if self.pin_threads:                    # for model threads started from now on
+            cpu = _osched.run_cpu()
+            self._placement = None if cpu is None else _osched.Placement(cpu)
         if self.intercept:
             from . import intercept
             from .rescue import SpinRescue
@@ -734,6 +735,8 @@ class ControlledScheduler(Scheduler):
                     continue
                 self._running = chosen           # a probe: it decides again if still blocked
                 chosen.wake = _PROBE
+            if not index & 4095 and self._placement is not None:
+                self._placement.review([t.thread for t in live if t.thread is not None])
             self._last_switch = _real.monotonic()
             self._hand(chosen)                   # hand-over; pairs with _park()
             return
@@ -803,7 +806,9 @@ class ControlledScheduler(Scheduler):
                 self._hand(rec)
 
     def _thread_main(self, rec: _Thread) -> None:
-        _osched.settle(self._cpu)
+        placement = self._placement
+        if placement is not None:
+            _osched.settle(placement.cpu)
         self._tls.me = rec
         error: BaseException | None = None
         try:
