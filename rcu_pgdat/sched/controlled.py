@@ -62,7 +62,6 @@ import contextlib
 import enum
 import functools
 import math
-import operator
 import queue
 import threading
 import traceback
@@ -88,10 +87,6 @@ def _step_of(fields: tuple[int, str, str], _new: Callable[[type], Any] = object.
     d = step.__dict__
     d["step"], d["thread"], d["label"] = fields
     return step
-
-
-_name_of = operator.attrgetter("name")       # a record's name, mapped in C
-_label_of = operator.attrgetter("label")     # ... and its label
 
 
 def _probe(cond: Callable[[], Any]) -> bool | None:
@@ -613,29 +608,30 @@ class ControlledScheduler(Scheduler):
         """
         clock, epoch = self._clock, self._epoch
         out: list[_Thread] = []
-        add = out.append
+        names: list[str] = []
+        labels: list[str] = []
+        add, add_name, add_label = out.append, names.append, labels.append
         for t in live:
             status = t.status
-            if status is _RUNNABLE:
-                add(t)
-                continue
-            if status is not _BLOCKED:
-                continue
-            deadline = t.deadline
-            if deadline is None or deadline > clock:
-                if not t.waits or t.epoch >= epoch:
-                    continue
-                ready = t.ready
-                if ready is not None:
-                    try:
-                        ok = ready()
-                    except Exception:  # noqa: BLE001 - the waiter's evaluation reports it
-                        ok = True
-                    if not ok:
-                        t.epoch = epoch
+            if status is _BLOCKED:
+                if t.deadline is None or t.deadline > clock:
+                    if not t.waits or t.epoch >= epoch:
                         continue
+                    ready = t.ready
+                    if ready is not None:
+                        try:
+                            ok = ready()
+                        except Exception:  # noqa: BLE001 - the waiter's evaluation reports it
+                            ok = True
+                        if not ok:
+                            t.epoch = epoch
+                            continue
+            elif status is not _RUNNABLE:
+                continue
             add(t)
-        return out, list(map(_name_of, out)), list(map(_label_of, out))
+            add_name(t.name)
+            add_label(t.label)
+        return out, names, labels
 
     def _dispatch_locked(self, me: _Thread | None) -> None:
         """Hand the token to the next thread, or end the run; ``me`` is the deciding
@@ -646,100 +642,96 @@ class ControlledScheduler(Scheduler):
         interception answer in the real primitives' terms, as in the waiter itself.
         """
         self._running = None
-        if me is None:
-            self._decide_locked(None)
-            return
-        was, me.in_cond = me.in_cond, True
+        was = False
+        if me is not None:
+            was, me.in_cond = me.in_cond, True
         try:
-            self._decide_locked(me)
-        finally:
-            me.in_cond = was
-
-    def _decide_locked(self, me: _Thread | None) -> None:
-        """The body of :meth:`_dispatch_locked` (``me`` already marked)."""
-        carried = False
-        cands: list[_Thread] = []
-        names: list[str] = []
-        labels: list[str] = []
-        while self._outcome is None:
-            live = self._live
-            if not live:
-                self._end_locked(Outcome.OK, "")
-                return
-            if not carried:
-                cands, names, labels = self._candidates(live)
             carried = False
-            if not cands:
-                due = [t.deadline for t in live if t.deadline is not None]
-                if due:
-                    self._clock = max(self._clock, min(due))   # idle: time jumps
-                    self._epoch += 1
-                    continue
-                self._end_locked(Outcome.DEADLOCK, self._deadlock_report(live))
+            cands: list[_Thread] = []
+            names: list[str] = []
+            labels: list[str] = []
+            while self._outcome is None:
+                live = self._live
+                if not live:
+                    self._end_locked(Outcome.OK, "")
+                    return
+                if not carried:
+                    cands, names, labels = self._candidates(live)
+                carried = False
+                if not cands:
+                    due = [t.deadline for t in live if t.deadline is not None]
+                    if due:
+                        self._clock = max(self._clock, min(due))   # idle: time jumps
+                        self._epoch += 1
+                        continue
+                    self._end_locked(Outcome.DEADLOCK, self._deadlock_report(live))
+                    return
+                clock = self._clock
+                if clock >= self.max_steps:
+                    self._end_locked(Outcome.BUDGET, f"the budget of {self.max_steps} steps "
+                                     "ran out")
+                    return
+                if (self.livelock_steps is not None
+                        and clock - self._last_progress >= self.livelock_steps):
+                    self._end_locked(Outcome.LIVELOCK, self._livelock_report(live))
+                    return
+                index = len(self._steps)
+                first_ask = self._asked_index != index
+                if first_ask:
+                    self._asked_index = index
+                    self._blocked_now = []
+                prev = self._prev
+                decision = Decision(clock, index, tuple(names),
+                                    prev.name if prev is not None else None,
+                                    tuple(self._blocked_now), self,
+                                    prev is not None and prev.yielded
+                                    and prev.status is _RUNNABLE,
+                                    tuple(labels))
+                if first_ask:
+                    self._first_default = decision.default
+                try:
+                    name = self.strategy.choose(decision)
+                except BaseException as exc:  # noqa: BLE001 - re-raised by wait()
+                    self._internal = exc
+                    self._end_locked(Outcome.STOPPED, f"the strategy failed: {exc}")
+                    return
+                if name is None:
+                    self._end_locked(Outcome.ABANDONED, "the strategy abandoned the run")
+                    return
+                try:
+                    at = names.index(name)
+                except ValueError:
+                    self._internal = UsageError(
+                        f"strategy {self.strategy.name} chose {name!r} at step {clock}, "
+                        f"which is not a candidate ({', '.join(decision.candidates)})")
+                    self._end_locked(Outcome.STOPPED, str(self._internal))
+                    return
+                chosen = cands[at]
+                deadline = chosen.deadline
+                if chosen.status is _RUNNABLE or (deadline is not None and deadline <= clock):
+                    self._grant_locked(chosen)
+                    chosen.wake = _RUN
+                else:
+                    pure = chosen.pure
+                    if pure is not None and me is not None and _probe(pure) is False:
+                        # What the woken waiter would do (``_block``), without waking it.
+                        # Nothing else changed: the other candidates' ready tests (pure)
+                        # would give what they gave, so they stay candidates as they are.
+                        self._blocked_now.append(chosen.name)
+                        chosen.epoch = self._epoch
+                        del cands[at], names[at], labels[at]
+                        carried = True
+                        continue
+                    self._running = chosen           # a probe: it decides again if still blocked
+                    chosen.wake = _PROBE
+                if not index & 4095 and self._placement is not None:
+                    self._placement.review([t.thread for t in live if t.thread is not None])
+                self._last_switch = _real.monotonic()
+                self._hand(chosen)                   # hand-over; pairs with _park()
                 return
-            clock = self._clock
-            if clock >= self.max_steps:
-                self._end_locked(Outcome.BUDGET, f"the budget of {self.max_steps} steps "
-                                 "ran out")
-                return
-            if (self.livelock_steps is not None
-                    and clock - self._last_progress >= self.livelock_steps):
-                self._end_locked(Outcome.LIVELOCK, self._livelock_report(live))
-                return
-            index = len(self._steps)
-            first_ask = self._asked_index != index
-            if first_ask:
-                self._asked_index = index
-                self._blocked_now = []
-            prev = self._prev
-            decision = Decision(clock, index, tuple(names),
-                                prev.name if prev is not None else None,
-                                tuple(self._blocked_now), self,
-                                prev is not None and prev.yielded
-                                and prev.status is _RUNNABLE,
-                                tuple(labels))
-            if first_ask:
-                self._first_default = decision.default
-            try:
-                name = self.strategy.choose(decision)
-            except BaseException as exc:  # noqa: BLE001 - re-raised by wait()
-                self._internal = exc
-                self._end_locked(Outcome.STOPPED, f"the strategy failed: {exc}")
-                return
-            if name is None:
-                self._end_locked(Outcome.ABANDONED, "the strategy abandoned the run")
-                return
-            try:
-                at = names.index(name)
-            except ValueError:
-                self._internal = UsageError(
-                    f"strategy {self.strategy.name} chose {name!r} at step {clock}, "
-                    f"which is not a candidate ({', '.join(decision.candidates)})")
-                self._end_locked(Outcome.STOPPED, str(self._internal))
-                return
-            chosen = cands[at]
-            deadline = chosen.deadline
-            if chosen.status is _RUNNABLE or (deadline is not None and deadline <= clock):
-                self._grant_locked(chosen)
-                chosen.wake = _RUN
-            else:
-                pure = chosen.pure
-                if pure is not None and me is not None and _probe(pure) is False:
-                    # What the woken waiter would do (``_block``), without waking it.
-                    # Nothing else changed: the other candidates' ready tests (pure)
-                    # would give what they gave, so they stay candidates as they are.
-                    self._blocked_now.append(chosen.name)
-                    chosen.epoch = self._epoch
-                    del cands[at], names[at], labels[at]
-                    carried = True
-                    continue
-                self._running = chosen           # a probe: it decides again if still blocked
-                chosen.wake = _PROBE
-            if not index & 4095 and self._placement is not None:
-                self._placement.review([t.thread for t in live if t.thread is not None])
-            self._last_switch = _real.monotonic()
-            self._hand(chosen)                   # hand-over; pairs with _park()
-            return
+        finally:
+            if me is not None:
+                me.in_cond = was
 
     @staticmethod
     def _hand(t: _Thread) -> None:
